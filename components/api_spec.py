@@ -1,0 +1,194 @@
+"""The API's shape as plain data: routes, mapping templates, error responses, ARNs.
+
+Nothing here creates resources or touches Outputs, so every routing decision is testable as a
+plain function, and the deployment fingerprint hashes exactly what the resources are built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+
+from components.validation import ConfigError
+
+ALIAS_STAGE_VARIABLE = "lambdaAlias"
+"""The stage variable whose value is the Lambda alias a stage (or its canary) invokes."""
+
+JSON_CONTENT_TYPE = "application/json"
+
+# The function reports failures by raising; with a non-proxy integration API Gateway picks the
+# HTTP status by matching these prefixes of the Lambda errorMessage. The function's own copy of
+# the prefixes is checked against these in the tests.
+BAD_REQUEST_PREFIX = "[BadRequest] "
+UNAVAILABLE_PREFIX = "[Unavailable] "
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+|\{[A-Za-z0-9_]+\+?\}")
+
+
+def _json_text(expression: str) -> str:
+    """VTL that renders ``expression`` as the inside of a JSON string.
+
+    escapeJavaScript also escapes ' as \\', which JSON does not allow, so that is undone.
+    """
+    return f'$util.escapeJavaScript({expression}).replaceAll("\\\\\'", "\'")'
+
+
+_IDEMPOTENCY_KEY_HEADER = "$input.params('Idempotency-Key')"
+
+# The request the function receives. The body travels base64-encoded so that any bytes a client
+# sends (quotes, backslashes, invalid UTF-8) arrive intact for the function to judge.
+DEFAULT_REQUEST_TEMPLATE = (
+    "#set($query = $input.params().querystring)\n"
+    "{\n"
+    '  "stage": "$context.stage",\n'
+    '  "method": "$context.httpMethod",\n'
+    '  "resourcePath": "$context.resourcePath",\n'
+    '  "requestId": "$context.requestId",\n'
+    '  "isCanaryRequest": "$context.isCanaryRequest",\n'
+    '  "bodyBase64": "$util.base64Encode($input.body)",\n'
+    '  "query": {#foreach($name in $query.keySet())'
+    f'"{_json_text("$name")}": "{_json_text("$query.get($name)")}"'
+    "#if($foreach.hasNext), #end#end},\n"
+    f'  "idempotencyKey": "{_json_text(_IDEMPOTENCY_KEY_HEADER)}"\n'
+    "}\n"
+)
+
+STAGE_MARKER = "$context.stage"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method on one resource path, validated."""
+
+    path: str
+    """Resource path without leading or trailing slash, e.g. ``events`` or ``events/{id}``."""
+    method: str
+    request_template: str
+
+
+@dataclass(frozen=True)
+class IntegrationResponse:
+    """How one kind of Lambda result becomes an HTTP response."""
+
+    status_code: str
+    selection_pattern: str | None
+    """Java regex on the Lambda errorMessage; ``None`` is the default (successful) response."""
+    template: str | None
+    """Response mapping template; ``None`` passes the function's JSON result through."""
+
+
+def _error_body_after(prefix: str) -> str:
+    # The function puts a complete JSON body after the prefix, so the template only cuts it off.
+    return f"$input.path('$.errorMessage').substring({len(prefix)})"
+
+
+INTEGRATION_RESPONSES = (
+    IntegrationResponse("200", None, None),
+    IntegrationResponse(
+        "400",
+        "^" + re.escape(BAD_REQUEST_PREFIX) + r"[\s\S]*",
+        _error_body_after(BAD_REQUEST_PREFIX),
+    ),
+    IntegrationResponse(
+        "503",
+        "^" + re.escape(UNAVAILABLE_PREFIX) + r"[\s\S]*",
+        _error_body_after(UNAVAILABLE_PREFIX),
+    ),
+    # Everything else (an unexpected exception, a timeout) is a 500 that does not leak the message.
+    IntegrationResponse(
+        "500",
+        "^(?!" + re.escape(BAD_REQUEST_PREFIX) + "|" + re.escape(UNAVAILABLE_PREFIX) + r")[\s\S]+",
+        '{"message": "Internal error", "requestId": "$context.requestId"}',
+    ),
+)
+
+
+def parse_route(path: str, method: str, request_template: str | None, key: str) -> Route:
+    """Validate one route as the user wrote it; ``key`` names it in errors."""
+    normalised_method = method.upper()
+    if normalised_method not in HTTP_METHODS:
+        raise ConfigError(f"{key}.method must be one of {', '.join(HTTP_METHODS)}, got {method!r}")
+    normalised_path = path.strip("/")
+    segments = normalised_path.split("/")
+    if not normalised_path or not all(_PATH_SEGMENT.fullmatch(part) for part in segments):
+        raise ConfigError(
+            f"{key}.path must be one or more '/'-separated segments of letters, digits, "
+            f"'.', '_', '~', '-' or a {{parameter}}, got {path!r}"
+        )
+    template = DEFAULT_REQUEST_TEMPLATE if request_template is None else request_template
+    if STAGE_MARKER not in template:
+        raise ConfigError(
+            f"{key}.request_template must pass {STAGE_MARKER} to the function, "
+            "so that it knows which stage it serves"
+        )
+    return Route(normalised_path, normalised_method, template)
+
+
+def unique_routes(routes: list[Route]) -> list[Route]:
+    """Return ``routes`` if no method is defined twice on the same path."""
+    seen: set[tuple[str, str]] = set()
+    for route in routes:
+        if (route.path, route.method) in seen:
+            raise ConfigError(f"routes define {route.method} /{route.path} more than once")
+        seen.add((route.path, route.method))
+    if not routes:
+        raise ConfigError("routes must list at least one route")
+    return routes
+
+
+def resource_paths(routes: list[Route]) -> list[str]:
+    """Every resource the routes need, each after its parent (``a``, ``a/b``, ``a/b/c``)."""
+    paths: list[str] = []
+    for route in routes:
+        segments = route.path.split("/")
+        for depth in range(1, len(segments) + 1):
+            prefix = "/".join(segments[:depth])
+            if prefix not in paths:
+                paths.append(prefix)
+    return paths
+
+
+def parent_path(path: str) -> str | None:
+    """The parent resource path, or ``None`` for a child of the API root."""
+    parent, separator, _ = path.rpartition("/")
+    return parent if separator else None
+
+
+def lambda_integration_uri(function_arn: str) -> str:
+    """The integration URI that invokes whichever alias the stage variable names."""
+    region = function_arn.split(":")[3]
+    return (
+        f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+        f"{function_arn}:${{stageVariables.{ALIAS_STAGE_VARIABLE}}}/invocations"
+    )
+
+
+def source_arn_suffix(stage: str, method: str, path: str) -> str:
+    """What follows the API's execution ARN in the source ARN of a request to this route.
+
+    Path parameters become ``*`` because the permission must match every value a client sends.
+    """
+    arn_path = "/".join("*" if part.startswith("{") else part for part in path.split("/"))
+    return f"/{stage}/{method}/{arn_path}"
+
+
+def deployment_fingerprint(
+    routes: list[Route], api_key_required: bool, integration_uri: str
+) -> str:
+    """A hash of everything a deployment snapshots, so a change to any of it redeploys.
+
+    The function's code is not in it: the integration URI names the function, not a version.
+    """
+    definition = {
+        "routes": [asdict(route) for route in routes],
+        "apiKeyRequired": api_key_required,
+        "integrationUri": integration_uri,
+        "responses": [asdict(response) for response in INTEGRATION_RESPONSES],
+        "stageVariable": ALIAS_STAGE_VARIABLE,
+    }
+    encoded = json.dumps(definition, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()

@@ -1,0 +1,105 @@
+"""The Event Logger program's stack config, read and validated in one place.
+
+Every key lives in the ``event-logger`` namespace and is declared, with its default, in
+``Pulumi.yaml``; the defaults here are the same (a test holds them together) so the program
+behaves alike under the CLI, the Automation API and unit-test mocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components import args as component_args
+from components import validation
+from components.args import StageArgs
+
+NAMESPACE = "event-logger"
+
+# Optional keys whose default is derived from other values are declared with an empty default.
+DEFAULTS: dict[str, str | int | bool] = {
+    "stableVersion": "",
+    "canaryAlias": "",
+    "stageName": "",
+    "memoryMb": component_args.DEFAULT_MEMORY_MB,
+    "timeoutSeconds": component_args.DEFAULT_TIMEOUT_SECONDS,
+    "logRetentionDays": component_args.DEFAULT_LOG_RETENTION_DAYS,
+    "throttleRateLimit": component_args.DEFAULT_THROTTLE_RATE_LIMIT,
+    "throttleBurstLimit": component_args.DEFAULT_THROTTLE_BURST_LIMIT,
+    "apiKeyRequired": True,
+}
+REQUIRED = ("alias", "canaryPercent")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """A stack's validated settings."""
+
+    stage: StageArgs
+    memory_mb: int
+    timeout_seconds: int
+    log_retention_days: int
+    api_key_required: bool
+
+
+def _key(name: str) -> str:
+    return f"{NAMESPACE}:{name}"
+
+
+def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings:
+    """Read every key of the stack's config, failing on the first invalid one by its name."""
+
+    def required(name: str) -> str:
+        value = config.get(name)
+        if value is None or value == "":
+            raise validation.ConfigError(
+                f"{_key(name)} is required: set it in Pulumi.{stack_name}.yaml "
+                f"or with 'pulumi config set {name} <value>'"
+            )
+        return value
+
+    def optional(name: str) -> str:
+        value = config.get(name)
+        return str(DEFAULTS[name]) if value is None else value
+
+    def whole_number(name: str, lowest: int, highest: int) -> int:
+        return validation.integer_in_range(optional(name), _key(name), lowest, highest)
+
+    alias = validation.alias_name(required("alias"), _key("alias"))
+    stage: StageArgs = {
+        "name": validation.stage_name(optional("stageName") or stack_name, _key("stageName")),
+        "alias": alias,
+        "canary_alias": validation.canary_alias_for(
+            alias, optional("canaryAlias") or None, _key("canaryAlias")
+        ),
+        "canary_percent": validation.canary_percent(
+            required("canaryPercent"), _key("canaryPercent")
+        ),
+        "throttle_rate_limit": validation.positive_number(
+            optional("throttleRateLimit"), _key("throttleRateLimit")
+        ),
+        "throttle_burst_limit": whole_number(
+            "throttleBurstLimit", *component_args.THROTTLE_BURST_LIMIT_RANGE
+        ),
+    }
+    stable = optional("stableVersion")
+    if stable:
+        stage["stable_version"] = validation.stable_version(stable, _key("stableVersion"))
+
+    api_key_required = optional("apiKeyRequired").lower()
+    if api_key_required not in ("true", "false"):
+        raise validation.ConfigError(
+            f"{_key('apiKeyRequired')} must be true or false, got {api_key_required!r}"
+        )
+    return StackSettings(
+        stage=stage,
+        memory_mb=whole_number("memoryMb", *component_args.MEMORY_MB_RANGE),
+        timeout_seconds=whole_number("timeoutSeconds", *component_args.TIMEOUT_SECONDS_RANGE),
+        log_retention_days=validation.one_of(
+            whole_number("logRetentionDays", 1, component_args.LOG_RETENTION_DAYS[-1]),
+            _key("logRetentionDays"),
+            component_args.LOG_RETENTION_DAYS,
+        ),
+        api_key_required=api_key_required == "true",
+    )

@@ -1,0 +1,151 @@
+"""Validation of user-supplied values, shared by the stack config reader and the component.
+
+Every check takes the ``key`` the user wrote (``event-logger:canaryPercent`` in a stack file,
+``stages[0].canary_percent`` in component args) so the error points at the exact thing to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pulumi
+
+LAMBDA_ALIAS_MAX_LENGTH = 128
+DEFAULT_CANARY_SUFFIX = "-canary"
+
+_ALIAS_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_POSITIVE_INTEGER = re.compile(r"[1-9][0-9]*")
+_PYTHON_RUNTIME = re.compile(r"python3\.(\d+)")
+_OLDEST_PYTHON_MINOR = 12
+
+
+class ConfigError(pulumi.RunError):
+    """A user-supplied value is invalid.
+
+    A ``RunError`` is reported by Pulumi as a plain message, without a traceback.
+    """
+
+
+def alias_name(value: str, key: str) -> str:
+    """Return ``value`` if Lambda accepts it as an alias name."""
+    if not value:
+        raise ConfigError(f"{key} must not be empty")
+    if len(value) > LAMBDA_ALIAS_MAX_LENGTH:
+        raise ConfigError(
+            f"{key} must be at most {LAMBDA_ALIAS_MAX_LENGTH} characters, got {len(value)}"
+        )
+    if value.isdigit():
+        # Lambda reserves all-digit qualifiers for version numbers.
+        raise ConfigError(f"{key} must not be all digits (that is a version number), got {value!r}")
+    if not _ALIAS_CHARACTERS.fullmatch(value):
+        raise ConfigError(
+            f"{key} may contain only letters, digits, '-' and '_' (as Lambda requires), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def canary_percent(value: str | float, key: str) -> float:
+    """Parse a canary share of traffic: a number from 0 to 100, decimals allowed."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a number from 0 to 100, got {value!r}")
+    try:
+        percent = float(value)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number from 0 to 100, got {value!r}") from None
+    if not math.isfinite(percent) or not 0 <= percent <= 100:
+        raise ConfigError(f"{key} must be a number from 0 to 100, got {value!r}")
+    return percent
+
+
+def stable_version(value: str | int, key: str) -> int:
+    """Parse a published Lambda version number (1, 2, ...). ``$LATEST`` is not a version."""
+    if isinstance(value, bool) or not _POSITIVE_INTEGER.fullmatch(str(value)):
+        raise ConfigError(
+            f"{key} must be a published version number (a positive integer such as 3), "
+            f"got {value!r}"
+        )
+    return int(value)
+
+
+def stage_name(value: str, key: str) -> str:
+    """Return ``value`` if API Gateway accepts it as a stage name."""
+    if not _STAGE_NAME.fullmatch(value):
+        raise ConfigError(f"{key} must be 1 to 128 letters, digits, '-' or '_', got {value!r}")
+    return value
+
+
+def canary_alias_for(live_alias: str, canary_alias: str | None, key: str) -> str:
+    """The canary alias: the one given, or ``<live alias>-canary``; never the live alias."""
+    name = alias_name(
+        canary_alias if canary_alias is not None else live_alias + DEFAULT_CANARY_SUFFIX, key
+    )
+    if name == live_alias:
+        raise ConfigError(
+            f"{key} must differ from the live alias {live_alias!r}: "
+            "the canary would receive no separate traffic"
+        )
+    return name
+
+
+def integer_in_range(value: str | int, key: str, lowest: int, highest: int) -> int:
+    """Parse a whole number from ``lowest`` to ``highest``."""
+    message = f"{key} must be a whole number from {lowest} to {highest}, got {value!r}"
+    if isinstance(value, bool):
+        raise ConfigError(message)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(message) from None
+    if not lowest <= number <= highest:
+        raise ConfigError(message)
+    return number
+
+
+def positive_number(value: str | float, key: str) -> float:
+    """Parse a number above 0, decimals allowed."""
+    message = f"{key} must be a number above 0, got {value!r}"
+    if isinstance(value, bool):
+        raise ConfigError(message)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(message) from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(message)
+    return number
+
+
+def one_of(value: int, key: str, allowed: tuple[int, ...]) -> int:
+    """Return ``value`` if it is one of ``allowed``."""
+    if value not in allowed:
+        listed = ", ".join(str(option) for option in allowed)
+        raise ConfigError(f"{key} must be one of {listed}; got {value!r}")
+    return value
+
+
+def python_runtime(value: str, key: str) -> str:
+    """Return ``value`` if it names a Lambda Python runtime of 3.12 or newer."""
+    match = _PYTHON_RUNTIME.fullmatch(value)
+    if match is None or int(match.group(1)) < _OLDEST_PYTHON_MINOR:
+        raise ConfigError(
+            f"{key} must be a Lambda Python runtime of 3.{_OLDEST_PYTHON_MINOR} or newer "
+            f"(such as python3.13), got {value!r}"
+        )
+    return value
+
+
+def iam_actions(actions: list[str], key: str) -> list[str]:
+    """Return ``actions`` if every one names a single service action, with no wildcard."""
+    if not actions:
+        raise ConfigError(f"{key} must list at least one action")
+    for action in actions:
+        service, _, operation = action.partition(":")
+        if "*" in action or not service or not operation:
+            raise ConfigError(
+                f"{key} must name exact actions such as 'dynamodb:PutItem' "
+                f"(least privilege: no wildcards), got {action!r}"
+            )
+    return actions
