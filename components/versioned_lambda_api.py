@@ -142,12 +142,12 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         self.function_name = function.name
         self.newest_version = function.version
         self.rest_api_id = rest_api.id
-        self.stage_urls = pulumi.Output.from_input(stage_urls)
-        self.live_aliases = pulumi.Output.from_input(live_aliases)
-        self.live_versions = pulumi.Output.from_input(live_versions)
-        self.canary_aliases = pulumi.Output.from_input(canary_aliases)
-        self.canary_versions = pulumi.Output.from_input(canary_versions)
-        self.api_keys = pulumi.Output.secret(api_keys)
+        self.stage_urls = pulumi.Output.all(**stage_urls)
+        self.live_aliases = pulumi.Output.all(**live_aliases)
+        self.live_versions = pulumi.Output.all(**live_versions)
+        self.canary_aliases = pulumi.Output.all(**canary_aliases)
+        self.canary_versions = pulumi.Output.all(**canary_versions)
+        self.api_keys = pulumi.Output.secret(pulumi.Output.all(**api_keys))
         self.register_outputs(
             {
                 "functionName": self.function_name,

@@ -58,6 +58,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
+        # Pulumi refuses two resources with one URN; the mock refuses any reuse of a name so
+        # that collisions between instances or stages show up in tests.
+        if args.name in self.resources:
+            raise ValueError(f"resource name {args.name!r} registered twice")
         computed = self._computed(args.typ, args.name, args.inputs)
         resource_id = computed.pop("id", f"{args.name}-id")
         outputs = {**args.inputs, **computed}
@@ -227,16 +231,24 @@ class ProgramRun:
 
     mocks: RecordingMocks
     exports: dict[str, Any]
+    """Export name to its resolved value."""
+    secret_exports: set[str]
+    """Names of the exports Pulumi will store encrypted."""
 
 
-def run_program(
+def prepare_program(
     stack: str, overrides: dict[str, str] | None = None, published_version: int = 1
-) -> ProgramRun:
-    """Run the real ``__main__.py`` with ``Pulumi.<stack>.yaml``'s config and ``overrides``."""
+) -> RecordingMocks:
+    """Mocks for ``stack`` with ``Pulumi.<stack>.yaml``'s config plus ``overrides``."""
     config = stack_config(stack)
     config.update({f"{PROJECT}:{key}": value for key, value in (overrides or {}).items()})
-    mocks = start_mocks(stack, config, published_version)
+    return start_mocks(stack, config, published_version)
+
+
+def execute_program(mocks: RecordingMocks) -> ProgramRun:
+    """Run the real ``__main__.py`` under ``mocks`` and collect its exports."""
     exports: dict[str, Any] = {}
+    secrets: dict[str, bool] = {}
     outputs: dict[str, Any] = {}
 
     def export(name: str, value: Any) -> None:
@@ -245,12 +257,26 @@ def run_program(
     @pulumi.runtime.test
     def program() -> pulumi.Output[None]:
         original_export = pulumi.export
-        pulumi.export = export  # type: ignore[assignment]
+        pulumi.export = export
         try:
             runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         finally:
-            pulumi.export = original_export  # type: ignore[assignment]
-        return pulumi.Output.from_input(outputs).apply(exports.update)
+            pulumi.export = original_export
+        secrecy = {
+            name: asyncio.ensure_future(pulumi.Output.from_input(value).is_secret())
+            for name, value in outputs.items()
+        }
+        return pulumi.Output.all(
+            pulumi.Output.from_input(outputs).apply(exports.update),
+            pulumi.Output.all(**secrecy).apply(secrets.update),
+        ).apply(lambda _: None)
 
     program()
-    return ProgramRun(mocks, exports)
+    return ProgramRun(mocks, exports, {name for name, secret in secrets.items() if secret})
+
+
+def run_program(
+    stack: str, overrides: dict[str, str] | None = None, published_version: int = 1
+) -> ProgramRun:
+    """Run the real ``__main__.py`` with ``Pulumi.<stack>.yaml``'s config and ``overrides``."""
+    return execute_program(prepare_program(stack, overrides, published_version))

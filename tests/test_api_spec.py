@@ -1,0 +1,281 @@
+"""The API's routing decisions as plain functions: templates, responses, ARNs, fingerprint."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from types import ModuleType
+
+import pytest
+
+from components import api_spec
+from components.api_spec import Route, parse_route
+from components.validation import ConfigError
+from tests.conftest import ROOT
+
+FUNCTION_ARN = "arn:aws:lambda:eu-west-2:123456789012:function:event-logger-function-1a2b3c4"
+
+
+def load_handler() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "handler_under_test", ROOT / "function/handler.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def route(path: str = "events", method: str = "POST", template: str | None = None) -> Route:
+    return parse_route(path, method, template, "routes[0]")
+
+
+# --- The request template -------------------------------------------------------------------
+
+
+def render_default_template(sample: dict[str, str]) -> str:
+    """Substitute the default template's expressions with sample values.
+
+    A stand-in for API Gateway's renderer, enough to show the template's JSON skeleton is sound
+    and carries the fields the function reads.
+    """
+    rendered = api_spec.DEFAULT_REQUEST_TEMPLATE
+    rendered = re.sub(r"#set\(.*?\)\n", "", rendered)
+    rendered = re.sub(
+        r"#foreach\(.*?#end#end",
+        lambda _: json.dumps({"limit": sample["limit"]})[1:-1],
+        rendered,
+        flags=re.DOTALL,
+    )
+    rendered = re.sub(
+        r"\$util\.escapeJavaScript\(\$input\.params\('Idempotency-Key'\)\)"
+        r"\.replaceAll\(\"\\\\'\", \"'\"\)",
+        sample["key"],
+        rendered,
+    )
+    rendered = rendered.replace("$util.base64Encode($input.body)", sample["body"])
+    for variable in ("stage", "httpMethod", "resourcePath", "requestId", "isCanaryRequest"):
+        rendered = rendered.replace(f"$context.{variable}", sample[variable])
+    assert "$" not in rendered, f"unsubstituted expression left in {rendered}"
+    return rendered
+
+
+def test_default_template_gives_the_function_every_field_it_reads() -> None:
+    sample = {
+        "stage": "prod",
+        "httpMethod": "POST",
+        "resourcePath": "/events",
+        "requestId": "req-1",
+        "isCanaryRequest": "true",
+        "body": "eyJhIjogMX0=",
+        "limit": "5",
+        "key": "retry-7",
+    }
+    event = json.loads(render_default_template(sample))
+    assert event == {
+        "stage": "prod",
+        "method": "POST",
+        "resourcePath": "/events",
+        "requestId": "req-1",
+        "isCanaryRequest": "true",
+        "bodyBase64": "eyJhIjogMX0=",
+        "query": {"limit": "5"},
+        "idempotencyKey": "retry-7",
+    }
+
+
+def test_default_template_undoes_escape_javascript_single_quote_escape() -> None:
+    # escapeJavaScript turns ' into \' (not valid JSON); every text value must undo it.
+    template = api_spec.DEFAULT_REQUEST_TEMPLATE
+    escapes = template.count("$util.escapeJavaScript(")
+    assert escapes == 3
+    assert template.count(""".replaceAll("\\\\'", "'")""") == escapes
+
+
+def test_default_template_sends_the_body_base64_encoded_not_raw() -> None:
+    assert '"bodyBase64": "$util.base64Encode($input.body)"' in api_spec.DEFAULT_REQUEST_TEMPLATE
+    assert "$input.json(" not in api_spec.DEFAULT_REQUEST_TEMPLATE
+
+
+# --- Routes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "expected"),
+    [
+        ("events", "POST", ("events", "POST")),
+        ("/events/", "get", ("events", "GET")),
+        ("a/b/{id}", "DELETE", ("a/b/{id}", "DELETE")),
+        ("files/{proxy+}", "GET", ("files/{proxy+}", "GET")),
+    ],
+)
+def test_parse_route_normalises(path: str, method: str, expected: tuple[str, str]) -> None:
+    parsed = parse_route(path, method, None, "routes[3]")
+    assert (parsed.path, parsed.method) == expected
+    assert parsed.request_template == api_spec.DEFAULT_REQUEST_TEMPLATE
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "template", "message"),
+    [
+        ("events", "FETCH", None, "routes[3].method must be one of GET, POST"),
+        ("", "GET", None, "routes[3].path must be"),
+        ("/", "GET", None, "routes[3].path must be"),
+        ("a//b", "GET", None, "routes[3].path must be"),
+        ("a b", "GET", None, "routes[3].path must be"),
+        ("{}", "GET", None, "routes[3].path must be"),
+        ("events", "GET", '{"body": "$input.body"}', "routes[3].request_template must pass"),
+    ],
+)
+def test_parse_route_refuses(path: str, method: str, template: str | None, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_route(path, method, template, "routes[3]")
+
+
+def test_custom_template_with_stage_is_kept() -> None:
+    template = '{"stage": "$context.stage", "raw": $input.json(\'$\')}'
+    assert route(template=template).request_template == template
+
+
+def test_resource_paths_lists_each_parent_once_before_its_children() -> None:
+    routes = [route("a/b/c"), route("a/b/c", "GET"), route("a/d"), route("events")]
+    assert api_spec.resource_paths(routes) == ["a", "a/b", "a/b/c", "a/d", "events"]
+
+
+@pytest.mark.parametrize(("path", "parent"), [("events", None), ("a/b", "a"), ("a/b/{id}", "a/b")])
+def test_parent_path(path: str, parent: str | None) -> None:
+    assert api_spec.parent_path(path) == parent
+
+
+def test_unique_routes_refuses_a_method_defined_twice_and_no_routes() -> None:
+    with pytest.raises(ConfigError, match=re.escape("POST /events more than once")):
+        api_spec.unique_routes([route("/events", "post"), route("events", "POST")])
+    with pytest.raises(ConfigError, match="at least one route"):
+        api_spec.unique_routes([])
+
+
+# --- ARNs -----------------------------------------------------------------------------------
+
+
+def test_integration_uri_lets_the_stage_variable_pick_the_alias() -> None:
+    assert api_spec.lambda_integration_uri(FUNCTION_ARN) == (
+        "arn:aws:apigateway:eu-west-2:lambda:path/2015-03-31/functions/"
+        f"{FUNCTION_ARN}:${{stageVariables.lambdaAlias}}/invocations"
+    )
+
+
+@pytest.mark.parametrize(
+    ("stage", "method", "path", "suffix"),
+    [
+        ("prod", "POST", "events", "/prod/POST/events"),
+        ("dev", "GET", "a/b/c", "/dev/GET/a/b/c"),
+        ("dev", "GET", "events/{id}", "/dev/GET/events/*"),
+        ("dev", "GET", "files/{proxy+}", "/dev/GET/files/*"),
+    ],
+)
+def test_source_arn_suffix_scopes_to_stage_method_and_path(
+    stage: str, method: str, path: str, suffix: str
+) -> None:
+    assert api_spec.source_arn_suffix(stage, method, path) == suffix
+
+
+# --- Error responses ------------------------------------------------------------------------
+
+ERROR_MESSAGES = {
+    '[BadRequest] {"message": "limit must be an integer"}': "400",
+    '[BadRequest] {"message": "two\\nlines"}\nand a real newline': "400",
+    '[Unavailable] {"message": "retry"}': "503",
+    "Task timed out after 10.00 seconds": "500",
+    "'TABLE_NAME'": "500",
+    "An error occurred (AccessDeniedException) when calling the PutItem operation": "500",
+    "line one\nline two": "500",
+    "[BadRequest]no space": "500",
+    " [BadRequest] leading space": "500",
+}
+
+
+@pytest.mark.parametrize(("message", "status"), ERROR_MESSAGES.items())
+@pytest.mark.parametrize("semantics", ["fullmatch", "search"])
+def test_exactly_one_error_response_selects_each_error(
+    message: str, status: str, semantics: str
+) -> None:
+    # API Gateway's Java regex engine agrees with Python's on these constructs; checking both
+    # whole-string and find semantics keeps the patterns right whichever the service applies.
+    selected = [
+        response.status_code
+        for response in api_spec.INTEGRATION_RESPONSES
+        if response.selection_pattern is not None
+        and getattr(re.compile(response.selection_pattern), semantics)(message)
+    ]
+    assert selected == [status]
+
+
+def test_every_response_status_is_distinct_and_success_has_no_pattern() -> None:
+    statuses = [response.status_code for response in api_spec.INTEGRATION_RESPONSES]
+    assert sorted(statuses) == ["200", "400", "500", "503"]
+    default = [r for r in api_spec.INTEGRATION_RESPONSES if r.selection_pattern is None]
+    assert [r.status_code for r in default] == ["200"]
+    assert default[0].template is None
+
+
+@pytest.mark.parametrize(
+    ("status", "prefix"),
+    [("400", api_spec.BAD_REQUEST_PREFIX), ("503", api_spec.UNAVAILABLE_PREFIX)],
+)
+def test_error_templates_cut_exactly_the_prefix(status: str, prefix: str) -> None:
+    (response,) = [r for r in api_spec.INTEGRATION_RESPONSES if r.status_code == status]
+    assert response.template is not None
+    offset = int(re.fullmatch(r".*\.substring\((\d+)\)", response.template).group(1))  # type: ignore[union-attr]
+    body = {"message": "bad 'limit'", "servedBy": {"stage": "prod"}}
+    error_message = prefix + json.dumps(body)
+    assert json.loads(error_message[offset:]) == body
+
+
+def test_internal_error_body_is_json_and_leaks_nothing() -> None:
+    (response,) = [r for r in api_spec.INTEGRATION_RESPONSES if r.status_code == "500"]
+    assert response.template is not None
+    rendered = response.template.replace("$context.requestId", "req-9")
+    assert json.loads(rendered) == {"message": "Internal error", "requestId": "req-9"}
+
+
+def test_function_raises_with_the_prefixes_the_api_matches() -> None:
+    handler = load_handler()
+    assert handler.BAD_REQUEST_PREFIX == api_spec.BAD_REQUEST_PREFIX
+    assert handler.UNAVAILABLE_PREFIX == api_spec.UNAVAILABLE_PREFIX
+
+
+# --- Deployment fingerprint -----------------------------------------------------------------
+
+
+def fingerprint(routes: list[Route], api_key_required: bool = True, uri: str = "uri") -> str:
+    return api_spec.deployment_fingerprint(routes, api_key_required, uri)
+
+
+def test_fingerprint_is_stable_for_the_same_definition() -> None:
+    assert fingerprint([route(), route(method="GET")]) == fingerprint(
+        [route(), route(method="GET")]
+    )
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param({"routes": [route()]}, id="route removed"),
+        pytest.param({"routes": [route(), route("other", "GET")]}, id="path changed"),
+        pytest.param(
+            {"routes": [route(), route("events", "GET", '{"stage": "$context.stage"}')]},
+            id="template changed",
+        ),
+        pytest.param({"api_key_required": False}, id="api key dropped"),
+        pytest.param({"uri": "other-function"}, id="integration uri changed"),
+    ],
+)
+def test_fingerprint_changes_with_what_a_deployment_snapshots(changed: dict[str, object]) -> None:
+    base: dict[str, object] = {
+        "routes": [route(), route("events", "GET")],
+        "api_key_required": True,
+        "uri": "uri",
+    }
+    assert fingerprint(**base) != fingerprint(**{**base, **changed})  # type: ignore[arg-type]

@@ -1,0 +1,396 @@
+"""The component alone, under the recording mocks: what it creates and how it is wired."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import ConfigError, StageArgs, VersionedLambdaApi, VersionedLambdaApiArgs
+from components.versioned_lambda_api import TYPE_TOKEN
+from tests.conftest import ACCOUNT, REGION, Recorded, RecordingMocks, start_mocks
+
+FUNCTION = "aws:lambda/function:Function"
+ALIAS = "aws:lambda/alias:Alias"
+PERMISSION = "aws:lambda/permission:Permission"
+STAGE = "aws:apigateway/stage:Stage"
+INTEGRATION = "aws:apigateway/integration:Integration"
+METHOD = "aws:apigateway/method:Method"
+DEPLOYMENT = "aws:apigateway/deployment:Deployment"
+
+DEV: StageArgs = {"name": "dev", "alias": "dev"}
+PROD: StageArgs = {"name": "prod", "alias": "prod", "canary_percent": 12.5, "stable_version": 3}
+
+
+def api_args(**overrides: Any) -> VersionedLambdaApiArgs:
+    args: dict[str, Any] = {
+        "code": pulumi.AssetArchive({"handler.py": pulumi.StringAsset("def handler(e, c): ...")}),
+        "handler": "handler.handler",
+        "routes": [
+            {"path": "events", "method": "POST"},
+            {"path": "events", "method": "GET"},
+            {"path": "events/{id}", "method": "GET"},
+        ],
+        "stages": [DEV, PROD],
+    }
+    args.update(overrides)
+    return args  # type: ignore[return-value]
+
+
+def build(
+    args: VersionedLambdaApiArgs,
+    published_version: int = 4,
+    name: str = "api",
+    check: Callable[[VersionedLambdaApi], pulumi.Output[Any]] | None = None,
+) -> RecordingMocks:
+    """Run one component under fresh mocks; ``check`` may return an Output to await."""
+    mocks = start_mocks("dev", {}, published_version)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        component = VersionedLambdaApi(name, args)
+        return check(component) if check else component.function_name
+
+    program()
+    return mocks
+
+
+@pytest.fixture
+def built() -> RecordingMocks:
+    return build(api_args())
+
+
+def by_name(mocks: RecordingMocks, typ: str) -> dict[str, Recorded]:
+    return {resource.name: resource for resource in mocks.of_type(typ)}
+
+
+def execution_arn(mocks: RecordingMocks) -> str:
+    return str(mocks.one("aws:apigateway/restApi:RestApi").outputs["executionArn"])
+
+
+# --- Shape of the tree ----------------------------------------------------------------------
+
+
+def test_every_child_is_named_after_and_parented_by_the_component(built: RecordingMocks) -> None:
+    component = built.one(TYPE_TOKEN)
+    children = [r for r in built.resources.values() if r is not component]
+    assert len(children) > 30
+    for child in children:
+        assert child.name.startswith("api-"), child.name
+        assert child.parent_urn == component.urn, child.name
+
+
+def test_two_instances_in_one_program_do_not_collide() -> None:
+    mocks = start_mocks("dev", {})
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        first = VersionedLambdaApi("orders", api_args())
+        second = VersionedLambdaApi("billing", api_args())
+        return pulumi.Output.all(first.function_name, second.function_name)
+
+    program()  # the mock raises on any name registered twice
+    assert len(mocks.of_type(FUNCTION)) == 2
+    assert len(mocks.of_type(STAGE)) == 4
+
+
+# --- The function ---------------------------------------------------------------------------
+
+
+def test_function_publishes_versions_with_json_logs_tracing_and_its_own_log_group(
+    built: RecordingMocks,
+) -> None:
+    function = built.one(FUNCTION).inputs
+    log_group = built.one("aws:cloudwatch/logGroup:LogGroup")
+    assert function["publish"] is True
+    assert function["runtime"] == "python3.13"
+    assert function["loggingConfig"]["logFormat"] == "JSON"
+    assert function["loggingConfig"]["logGroup"] == log_group.outputs["name"]
+    assert log_group.inputs["retentionInDays"] == 30
+    assert function["tracingConfig"] == {"mode": "Active"}
+    assert function["role"] == built.one("aws:iam/role:Role").outputs["arn"]
+
+
+def test_role_policy_grants_exact_actions_only(built: RecordingMocks) -> None:
+    policy = json.loads(built.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    actions = [action for statement in policy["Statement"] for action in statement["Action"]]
+    assert actions, "the policy grants nothing"
+    assert all("*" not in action for action in actions)
+    (logs,) = [s for s in policy["Statement"] if s["Sid"] == "WriteOwnLogs"]
+    log_group_arn = built.one("aws:cloudwatch/logGroup:LogGroup").outputs["arn"]
+    assert logs["Resource"] == f"{log_group_arn}:*"
+
+
+def test_extra_policy_statements_reach_the_role() -> None:
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/t"
+    mocks = build(
+        api_args(policy_statements=[{"actions": ["dynamodb:Query"], "resources": [table]}])
+    )
+    policy = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    assert {"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": [table]} in policy[
+        "Statement"
+    ]
+
+
+def test_function_waits_for_its_log_permissions(built: RecordingMocks) -> None:
+    policy = built.one("aws:iam/rolePolicy:RolePolicy")
+    assert policy.urn in built.one(FUNCTION).dependencies
+
+
+# --- Aliases --------------------------------------------------------------------------------
+
+
+def test_aliases_per_stage_live_pinned_or_newest_canary_newest(built: RecordingMocks) -> None:
+    aliases = {
+        resource.inputs["name"]: resource.inputs["functionVersion"]
+        for resource in built.of_type(ALIAS)
+    }
+    assert aliases == {"dev": "4", "dev-canary": "4", "prod": "3", "prod-canary": "4"}
+    function_name = built.one(FUNCTION).outputs["name"]
+    assert {r.inputs["functionName"] for r in built.of_type(ALIAS)} == {function_name}
+
+
+def test_no_alias_ever_points_at_latest() -> None:
+    mocks = build(api_args(), published_version=1)
+    assert all(r.inputs["functionVersion"] != "$LATEST" for r in mocks.of_type(ALIAS))
+
+
+# --- The API --------------------------------------------------------------------------------
+
+
+def test_each_route_invokes_the_alias_the_stage_variable_names(built: RecordingMocks) -> None:
+    function_arn = built.one(FUNCTION).outputs["arn"]
+    integrations = built.of_type(INTEGRATION)
+    assert len(integrations) == 3
+    for integration in integrations:
+        inputs = integration.inputs
+        assert inputs["type"] == "AWS"
+        assert inputs["integrationHttpMethod"] == "POST"
+        assert inputs["uri"] == (
+            f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+            f"{function_arn}:${{stageVariables.lambdaAlias}}/invocations"
+        )
+        assert '"stage": "$context.stage"' in inputs["requestTemplates"]["application/json"]
+        assert inputs["passthroughBehavior"] == "NEVER"
+
+
+def test_nested_route_gets_nested_resources(built: RecordingMocks) -> None:
+    paths = sorted(r.outputs["path"] for r in built.of_type("aws:apigateway/resource:Resource"))
+    assert paths == ["/events", "/events/{id}"]
+
+
+def test_methods_require_an_api_key_by_default(built: RecordingMocks) -> None:
+    methods = built.of_type(METHOD)
+    assert {(m.inputs["httpMethod"], m.inputs["apiKeyRequired"]) for m in methods} == {
+        ("POST", True),
+        ("GET", True),
+    }
+    keys = built.of_type("aws:apigateway/apiKey:ApiKey")
+    plans = built.of_type("aws:apigateway/usagePlan:UsagePlan")
+    assert len(keys) == len(plans) == 2
+    stages_in_plans = sorted(plan.inputs["apiStages"][0]["stage"] for plan in plans)
+    assert stages_in_plans == ["dev", "prod"]
+    assert len(built.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")) == 2
+
+
+def test_opting_out_of_api_keys_creates_no_keys_and_opens_methods() -> None:
+    mocks = build(api_args(api_key_required=False))
+    assert {m.inputs["apiKeyRequired"] for m in mocks.of_type(METHOD)} == {False}
+    assert mocks.of_type("aws:apigateway/apiKey:ApiKey") == []
+    assert mocks.of_type("aws:apigateway/usagePlan:UsagePlan") == []
+
+
+def test_every_integration_response_has_a_method_response(built: RecordingMocks) -> None:
+    method_responses = {
+        (r.inputs["resourceId"], r.inputs["httpMethod"], r.inputs["statusCode"])
+        for r in built.of_type("aws:apigateway/methodResponse:MethodResponse")
+    }
+    integration_responses = built.of_type("aws:apigateway/integrationResponse:IntegrationResponse")
+    assert len(integration_responses) == 3 * 4
+    for response in integration_responses:
+        key = (
+            response.inputs["resourceId"],
+            response.inputs["httpMethod"],
+            response.inputs["statusCode"],
+        )
+        assert key in method_responses
+    statuses = {r.inputs["statusCode"] for r in integration_responses}
+    assert statuses == {"200", "400", "500", "503"}
+
+
+# --- Stages, canaries and permissions -------------------------------------------------------
+
+
+def test_stage_variables_and_canary_settings(built: RecordingMocks) -> None:
+    stages = {r.inputs["stageName"]: r.inputs for r in built.of_type(STAGE)}
+    deployment_id = built.one(DEPLOYMENT).id
+    assert stages["dev"]["variables"] == {"lambdaAlias": "dev"}
+    assert "canarySettings" not in stages["dev"]
+    assert stages["prod"]["variables"] == {"lambdaAlias": "prod"}
+    assert stages["prod"]["canarySettings"] == {
+        "deploymentId": deployment_id,
+        "percentTraffic": 12.5,
+        "stageVariableOverrides": {"lambdaAlias": "prod-canary"},
+        "useStageCache": False,
+    }
+    assert {s["deployment"] for s in stages.values()} == {deployment_id}
+    assert all(s["xrayTracingEnabled"] for s in stages.values())
+
+
+def reachable(stage_inputs: dict[str, Any]) -> set[str]:
+    """Every alias a stage's requests can invoke, read from what was deployed."""
+    aliases = {stage_inputs["variables"]["lambdaAlias"]}
+    canary = stage_inputs.get("canarySettings")
+    if canary and canary["percentTraffic"] > 0:
+        aliases.add(canary["stageVariableOverrides"]["lambdaAlias"])
+    return aliases
+
+
+def test_permissions_cover_exactly_what_each_stage_can_reach(built: RecordingMocks) -> None:
+    api = execution_arn(built)
+    resource_paths = {
+        r.id: r.outputs["path"] for r in built.of_type("aws:apigateway/resource:Resource")
+    }
+    routes = {
+        (m.inputs["httpMethod"], resource_paths[m.inputs["resourceId"]].lstrip("/"))
+        for m in built.of_type(METHOD)
+    }
+    expected = set()
+    for stage in built.of_type(STAGE):
+        for alias in reachable(stage.inputs):
+            for method, path in routes:
+                arn_path = path.replace("{id}", "*")
+                expected.add((alias, f"{api}/{stage.inputs['stageName']}/{method}/{arn_path}"))
+
+    permissions = built.of_type(PERMISSION)
+    granted = {(p.inputs["qualifier"], p.inputs["sourceArn"]) for p in permissions}
+    assert granted == expected
+    assert len(permissions) == len(expected) == 3 * 3  # dev live; prod live and canary
+    function_name = built.one(FUNCTION).outputs["name"]
+    for permission in permissions:
+        assert permission.inputs["action"] == "lambda:InvokeFunction"
+        assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+        assert permission.inputs["function"] == function_name
+
+
+def test_a_stage_starts_only_after_its_permissions_exist(built: RecordingMocks) -> None:
+    for stage in built.of_type(STAGE):
+        name = stage.inputs["stageName"]
+        own = [p.urn for p in built.of_type(PERMISSION) if p.name.startswith(f"api-{name}-")]
+        assert own
+        assert set(own) <= set(stage.dependencies)
+
+
+def test_throttling_per_stage(built: RecordingMocks) -> None:
+    settings = built.of_type("aws:apigateway/methodSettings:MethodSettings")
+    assert {s.inputs["stageName"] for s in settings} == {"dev", "prod"}
+    for setting in settings:
+        assert setting.inputs["methodPath"] == "*/*"
+        assert setting.inputs["settings"]["throttlingRateLimit"] == 50
+        assert setting.inputs["settings"]["throttlingBurstLimit"] == 100
+        assert setting.inputs["settings"]["metricsEnabled"] is True
+
+
+# --- Redeployment ---------------------------------------------------------------------------
+
+
+def trigger(mocks: RecordingMocks) -> str:
+    return str(mocks.one(DEPLOYMENT).inputs["triggers"]["redeployment"])
+
+
+def test_deployment_snapshots_after_every_method_integration_and_response(
+    built: RecordingMocks,
+) -> None:
+    deployment = built.one(DEPLOYMENT)
+    snapshot_types = (
+        METHOD,
+        INTEGRATION,
+        "aws:apigateway/methodResponse:MethodResponse",
+        "aws:apigateway/integrationResponse:IntegrationResponse",
+    )
+    for typ in snapshot_types:
+        for resource in built.of_type(typ):
+            assert resource.urn in deployment.dependencies, resource.name
+    assert len(trigger(built)) == 64
+
+
+def test_new_code_alone_does_not_redeploy_the_api() -> None:
+    before = build(api_args(), published_version=4)
+    new_code = pulumi.AssetArchive({"handler.py": pulumi.StringAsset("def handler(e, c): 1")})
+    after = build(api_args(code=new_code), published_version=5)
+    assert trigger(before) == trigger(after)
+
+
+def test_a_changed_template_redeploys_the_api() -> None:
+    before = build(api_args())
+    routes = [
+        {"path": "events", "method": "POST", "request_template": '{"stage": "$context.stage"}'},
+        {"path": "events", "method": "GET"},
+        {"path": "events/{id}", "method": "GET"},
+    ]
+    after = build(api_args(routes=routes))
+    assert trigger(before) != trigger(after)
+
+
+# --- Outputs --------------------------------------------------------------------------------
+
+
+def test_outputs_name_each_stage_alias_and_version() -> None:
+    seen: dict[str, Any] = {}
+
+    def check(api: VersionedLambdaApi) -> pulumi.Output[Any]:
+        return pulumi.Output.all(
+            newest=api.newest_version,
+            urls=api.stage_urls,
+            live=api.live_aliases,
+            live_versions=api.live_versions,
+            canary=api.canary_aliases,
+            canary_versions=api.canary_versions,
+            keys=api.api_keys,
+        ).apply(seen.update)
+
+    mocks = build(api_args(), check=check)
+    api_id = mocks.one("aws:apigateway/restApi:RestApi").id
+    assert seen["newest"] == "4"
+    assert seen["urls"] == {
+        stage: f"https://{api_id}.execute-api.{REGION}.amazonaws.com/{stage}"
+        for stage in ("dev", "prod")
+    }
+    assert seen["live"] == {"dev": "dev", "prod": "prod"}
+    assert seen["live_versions"] == {"dev": "4", "prod": "3"}
+    assert seen["canary"] == {"dev": "dev-canary", "prod": "prod-canary"}
+    assert seen["canary_versions"] == {"dev": "4", "prod": "4"}
+    key_values = {k.name: k.outputs["value"] for k in mocks.of_type("aws:apigateway/apiKey:ApiKey")}
+    assert seen["keys"] == {
+        "dev": key_values["api-dev-api-key"],
+        "prod": key_values["api-prod-api-key"],
+    }
+
+
+# --- Bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"stages": [{"name": "prod", "alias": "prod", "canary_percent": 150}]}, "canary_percent"),
+        ({"stages": [{"name": "prod", "alias": "prod", "stable_version": 0}]}, "stable_version"),
+        ({"stages": [DEV, {"name": "qa", "alias": "dev"}]}, "both use alias 'dev'"),
+        ({"routes": [{"path": "events", "method": "BREW"}]}, "routes[0].method"),
+        ({"runtime": "python3.11"}, "runtime"),
+        (
+            {"policy_statements": [{"actions": ["dynamodb:*"], "resources": ["arn"]}]},
+            "policy_statements[0].actions",
+        ),
+    ],
+)
+def test_bad_args_fail_clearly_and_register_nothing(
+    overrides: dict[str, Any], message: str
+) -> None:
+    mocks = start_mocks("dev", {})
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        VersionedLambdaApi("api", api_args(**overrides))
+    assert mocks.resources == {}

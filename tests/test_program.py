@@ -1,0 +1,171 @@
+"""Each stack's real ``__main__.py`` with that stack file's config, under the recording mocks."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from components import ConfigError
+from tests.conftest import ProgramRun, execute_program, prepare_program, run_program
+
+TABLE = "aws:dynamodb/table:Table"
+PERMISSION = "aws:lambda/permission:Permission"
+STAGE = "aws:apigateway/stage:Stage"
+
+
+@pytest.fixture
+def dev() -> ProgramRun:
+    return run_program("dev")
+
+
+@pytest.fixture
+def prod() -> ProgramRun:
+    return run_program("prod")
+
+
+def granted(run: ProgramRun) -> set[tuple[str, str]]:
+    """(alias, method) pairs API Gateway may invoke, for the stack's stage and /events."""
+    api_arn = run.mocks.one("aws:apigateway/restApi:RestApi").outputs["executionArn"]
+    stage = run.exports["stage"]
+    pairs = set()
+    for permission in run.mocks.of_type(PERMISSION):
+        match = re.fullmatch(
+            re.escape(f"{api_arn}/{stage}/") + r"(GET|POST)/events", permission.inputs["sourceArn"]
+        )
+        assert match, permission.inputs["sourceArn"]
+        pairs.add((permission.inputs["qualifier"], match.group(1)))
+    return pairs
+
+
+def test_dev_goes_live_on_every_deploy_with_no_canary(dev: ProgramRun) -> None:
+    stage = dev.mocks.one(STAGE).inputs
+    assert stage["stageName"] == "dev"
+    assert stage["variables"] == {"lambdaAlias": "dev"}
+    assert "canarySettings" not in stage
+    assert granted(dev) == {("dev", "GET"), ("dev", "POST")}
+    assert dev.exports["liveVersion"] == dev.exports["canaryVersion"] == "1"
+
+
+def test_prod_sends_ten_percent_to_its_canary_alias_and_may_invoke_both(prod: ProgramRun) -> None:
+    stage = prod.mocks.one(STAGE).inputs
+    assert stage["variables"] == {"lambdaAlias": "prod"}
+    assert stage["canarySettings"]["percentTraffic"] == 10
+    assert stage["canarySettings"]["stageVariableOverrides"] == {"lambdaAlias": "prod-canary"}
+    assert granted(prod) == {
+        (alias, method) for alias in ("prod", "prod-canary") for method in ("GET", "POST")
+    }
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [
+        (
+            "dev",
+            {
+                "stage": "dev",
+                "liveAlias": "dev",
+                "canaryAlias": "dev-canary",
+                "canaryPercent": 0,
+            },
+        ),
+        (
+            "prod",
+            {
+                "stage": "prod",
+                "liveAlias": "prod",
+                "canaryAlias": "prod-canary",
+                "canaryPercent": 10,
+            },
+        ),
+    ],
+)
+def test_exports(stack: str, expected: dict[str, object]) -> None:
+    run = run_program(stack)
+    api_id = run.mocks.one("aws:apigateway/restApi:RestApi").id
+    table = run.mocks.one(TABLE).outputs["name"]
+    key = run.mocks.one("aws:apigateway/apiKey:ApiKey").outputs["value"]
+    assert run.exports == {
+        **expected,
+        "url": f"https://{api_id}.execute-api.us-east-1.amazonaws.com/{stack}/events",
+        "liveVersion": "1",
+        "canaryVersion": "1",
+        "tableName": table,
+        "apiKey": key,
+    }
+    assert run.secret_exports == {"apiKey"}
+
+
+def test_pinned_stable_version_keeps_live_while_the_canary_gets_the_newest() -> None:
+    run = run_program("prod", {"stableVersion": "3"}, published_version=4)
+    aliases = {
+        a.inputs["name"]: a.inputs["functionVersion"]
+        for a in run.mocks.of_type("aws:lambda/alias:Alias")
+    }
+    assert aliases == {"prod": "3", "prod-canary": "4"}
+    assert (run.exports["liveVersion"], run.exports["canaryVersion"]) == ("3", "4")
+
+
+def test_events_table_is_durable_encrypted_and_expires_idempotency_records(
+    dev: ProgramRun,
+) -> None:
+    table = dev.mocks.one(TABLE).inputs
+    assert table["billingMode"] == "PAY_PER_REQUEST"
+    assert (table["hashKey"], table["rangeKey"]) == ("pk", "sk")
+    assert table["attributes"] == [{"name": "pk", "type": "S"}, {"name": "sk", "type": "S"}]
+    assert table["pointInTimeRecovery"] == {"enabled": True}
+    assert table["serverSideEncryption"] == {"enabled": True}
+    assert table["ttl"] == {"attributeName": "expiresAt", "enabled": True}
+
+
+def test_function_gets_the_table_and_least_privilege_access_to_it(dev: ProgramRun) -> None:
+    table = dev.mocks.one(TABLE).outputs
+    function = dev.mocks.one("aws:lambda/function:Function").inputs
+    assert function["environment"] == {"variables": {"TABLE_NAME": table["name"]}}
+    assert function["handler"] == "handler.handler"
+    policy = json.loads(dev.mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    table_statements = [s for s in policy["Statement"] if table["arn"] in s["Resource"]]
+    assert table_statements == [
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+            "Resource": [table["arn"]],
+        }
+    ]
+
+
+def test_function_ships_only_its_sources(dev: ProgramRun) -> None:
+    code = dev.mocks.one("aws:lambda/function:Function").inputs["code"]
+    assert set(code.assets) == {"handler.py"}
+
+
+def test_nothing_is_open_to_the_internet(prod: ProgramRun) -> None:
+    methods = prod.mocks.of_type("aws:apigateway/method:Method")
+    assert methods
+    assert all(m.inputs["apiKeyRequired"] is True for m in methods)
+    plan = prod.mocks.one("aws:apigateway/usagePlan:UsagePlan").inputs
+    assert plan["apiStages"] == [
+        {"apiId": prod.mocks.one("aws:apigateway/restApi:RestApi").id, "stage": "prod"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"canaryPercent": "150"}, "event-logger:canaryPercent must be a number from 0 to 100"),
+        ({"canaryPercent": "ten"}, "event-logger:canaryPercent must be a number from 0 to 100"),
+        ({"alias": "123"}, "event-logger:alias must not be all digits"),
+        ({"alias": ""}, "event-logger:alias is required"),
+        ({"stableVersion": "$LATEST"}, "event-logger:stableVersion must be a published version"),
+        ({"stableVersion": "0"}, "event-logger:stableVersion must be a published version"),
+        ({"canaryAlias": "prod"}, "event-logger:canaryAlias must differ from the live alias"),
+    ],
+)
+def test_bad_stack_config_fails_by_key_before_any_resource(
+    overrides: dict[str, str], message: str
+) -> None:
+    mocks = prepare_program("prod", overrides)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        execute_program(mocks)
+    assert mocks.resources == {}
