@@ -9,7 +9,7 @@ STACK ?= dev
 # The state of a stack lives here unless a backend is configured (PULUMI_BACKEND_URL or `pulumi login`).
 LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
-.PHONY: test lint typecheck unit preview up clean
+.PHONY: test lint typecheck unit require-pulumi preview up clean
 
 test: lint typecheck unit
 
@@ -32,25 +32,24 @@ unit: $(BIN)/.installed
 	@echo "==> pytest"
 	$(BIN)/pytest
 
-define pulumi_cli
+# Use the configured backend (PULUMI_BACKEND_URL or `pulumi login`); otherwise keep state locally,
+# so no Pulumi Cloud account is needed.
+WITH_BACKEND = if [ -z "$$PULUMI_BACKEND_URL" ] && ! pulumi whoami >/dev/null 2>&1; then \
+		echo "==> no Pulumi backend configured: keeping state in $(LOCAL_BACKEND)"; \
+		mkdir -p .pulumi; export PULUMI_BACKEND_URL=$(LOCAL_BACKEND); \
+	fi; pulumi stack select --create $(STACK) &&
+
+require-pulumi:
 	@command -v pulumi >/dev/null || { \
-		echo "error: 'make $@' needs the Pulumi CLI (https://www.pulumi.com/docs/install/) and AWS credentials."; \
-		echo "       Nothing was deployed. 'make test' works without either."; \
+		echo "error: 'make $(MAKECMDGOALS)' needs the Pulumi CLI (https://www.pulumi.com/docs/install/)"; \
+		echo "       and AWS credentials. Nothing was deployed. 'make test' needs neither."; \
 		exit 1; }
-	@if [ -z "$$PULUMI_BACKEND_URL" ] && ! pulumi whoami >/dev/null 2>&1; then \
-		echo "==> no Pulumi backend configured: using the local file backend $(LOCAL_BACKEND)"; \
-		mkdir -p .pulumi; \
-	fi; \
-	backend=$${PULUMI_BACKEND_URL:-$$(pulumi whoami >/dev/null 2>&1 || echo $(LOCAL_BACKEND))}; \
-	export PULUMI_BACKEND_URL=$$backend; \
-	pulumi stack select --create $(STACK) && pulumi $(1) --stack $(STACK)
-endef
 
-preview: $(BIN)/.installed
-	$(call pulumi_cli,preview --diff)
+preview: require-pulumi $(BIN)/.installed
+	@$(WITH_BACKEND) pulumi preview --diff --stack $(STACK)
 
-up: $(BIN)/.installed
-	$(call pulumi_cli,up)
+up: require-pulumi $(BIN)/.installed
+	@$(WITH_BACKEND) pulumi up --stack $(STACK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
