@@ -121,6 +121,11 @@ class StagePlan:
         return self.canary_percent > 0
 
     @property
+    def canary_is_inert(self) -> bool:
+        """A canary share with no pinned live version: both aliases serve the same version."""
+        return self.canary_enabled and self.stable_version is None
+
+    @property
     def variables(self) -> dict[str, str]:
         """Stage variables: the live alias, invoked by every request not sent to the canary."""
         return {ALIAS_STAGE_VARIABLE: self.live_alias}
@@ -231,6 +236,6 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
             "log_retention_days",
             LOG_RETENTION_DAYS,
         ),
-        api_key_required=args.get("api_key_required", True),
+        api_key_required=validation.boolean(args.get("api_key_required", True), "api_key_required"),
         policy_statements=statements,
     )

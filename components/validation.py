@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 import pulumi
 
@@ -17,8 +19,13 @@ DEFAULT_CANARY_SUFFIX = "-canary"
 _ALIAS_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _POSITIVE_INTEGER = re.compile(r"[1-9][0-9]*")
-_PYTHON_RUNTIME = re.compile(r"python3\.(\d+)")
+_PYTHON_RUNTIME = re.compile(r"python3\.([0-9]+)")
+# service:Action, where IAM would read any * or ? as a wildcard.
+_IAM_ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9]+")
 _OLDEST_PYTHON_MINOR = 12
+
+
+Number = TypeVar("Number", int, float)
 
 
 class ConfigError(pulumi.RunError):
@@ -49,14 +56,10 @@ def alias_name(value: str, key: str) -> str:
 
 def canary_percent(value: str | float, key: str) -> float:
     """Parse a canary share of traffic: a number from 0 to 100, decimals allowed."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key} must be a number from 0 to 100, got {value!r}")
-    try:
-        percent = float(value)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number from 0 to 100, got {value!r}") from None
-    if not math.isfinite(percent) or not 0 <= percent <= 100:
-        raise ConfigError(f"{key} must be a number from 0 to 100, got {value!r}")
+    message = f"{key} must be a number from 0 to 100, got {value!r}"
+    percent = _finite(value, float, message)
+    if not 0 <= percent <= 100:
+        raise ConfigError(message)
     return percent
 
 
@@ -79,9 +82,16 @@ def stage_name(value: str, key: str) -> str:
 
 def canary_alias_for(live_alias: str, canary_alias: str | None, key: str) -> str:
     """The canary alias: the one given, or ``<live alias>-canary``; never the live alias."""
-    name = alias_name(
-        canary_alias if canary_alias is not None else live_alias + DEFAULT_CANARY_SUFFIX, key
-    )
+    if canary_alias is None:
+        derived = live_alias + DEFAULT_CANARY_SUFFIX
+        if len(derived) > LAMBDA_ALIAS_MAX_LENGTH:
+            raise ConfigError(
+                f"{key} defaults to '<alias>{DEFAULT_CANARY_SUFFIX}', {len(derived)} characters, "
+                f"but aliases are at most {LAMBDA_ALIAS_MAX_LENGTH} characters: "
+                f"shorten the alias or set {key}"
+            )
+        canary_alias = derived
+    name = alias_name(canary_alias, key)
     if name == live_alias:
         raise ConfigError(
             f"{key} must differ from the live alias {live_alias!r}: "
@@ -93,12 +103,7 @@ def canary_alias_for(live_alias: str, canary_alias: str | None, key: str) -> str
 def integer_in_range(value: str | int, key: str, lowest: int, highest: int) -> int:
     """Parse a whole number from ``lowest`` to ``highest``."""
     message = f"{key} must be a whole number from {lowest} to {highest}, got {value!r}"
-    if isinstance(value, bool):
-        raise ConfigError(message)
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(message) from None
+    number = _finite(value, int, message)
     if not lowest <= number <= highest:
         raise ConfigError(message)
     return number
@@ -107,20 +112,29 @@ def integer_in_range(value: str | int, key: str, lowest: int, highest: int) -> i
 def positive_number(value: str | float, key: str) -> float:
     """Parse a number above 0, decimals allowed."""
     message = f"{key} must be a number above 0, got {value!r}"
-    if isinstance(value, bool):
+    number = _finite(value, float, message)
+    if number <= 0:
+        raise ConfigError(message)
+    return number
+
+
+def _finite(value: str | float, parse: Callable[[str | float], Number], message: str) -> Number:
+    """``parse(value)``, refusing booleans, text that is no number, NaN and infinities."""
+    # A float would be truncated silently by int().
+    if isinstance(value, bool) or (parse is int and isinstance(value, float)):
         raise ConfigError(message)
     try:
-        number = float(value)
-    except ValueError:
+        number = parse(value)
+    except (ValueError, OverflowError):
         raise ConfigError(message) from None
-    if not math.isfinite(number) or number <= 0:
+    if not math.isfinite(number):
         raise ConfigError(message)
     return number
 
 
 def one_of(value: int, key: str, allowed: tuple[int, ...]) -> int:
     """Return ``value`` if it is one of ``allowed``."""
-    if value not in allowed:
+    if isinstance(value, bool) or value not in allowed:
         listed = ", ".join(str(option) for option in allowed)
         raise ConfigError(f"{key} must be one of {listed}; got {value!r}")
     return value
@@ -142,10 +156,16 @@ def iam_actions(actions: list[str], key: str) -> list[str]:
     if not actions:
         raise ConfigError(f"{key} must list at least one action")
     for action in actions:
-        service, _, operation = action.partition(":")
-        if "*" in action or not service or not operation:
+        if not _IAM_ACTION.fullmatch(action):
             raise ConfigError(
                 f"{key} must name exact actions such as 'dynamodb:PutItem' "
                 f"(least privilege: no wildcards), got {action!r}"
             )
     return actions
+
+
+def boolean(value: bool, key: str) -> bool:
+    """Return ``value`` if it is a real boolean (``"false"`` would otherwise count as true)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value

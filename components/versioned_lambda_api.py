@@ -127,6 +127,13 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         canary_versions: dict[str, pulumi.Output[str]] = {}
         api_keys: dict[str, pulumi.Output[str]] = {}
         for stage_plan in plan.stages:
+            if stage_plan.canary_is_inert:
+                pulumi.log.warn(
+                    f"stage {stage_plan.name}: {stage_plan.canary_percent}% of requests go to "
+                    f"{stage_plan.canary_alias}, but with no stable version pinned both aliases "
+                    "serve the newest version; pin the live version to release a canary",
+                    resource=self,
+                )
             live, canary = self._create_aliases(stage_plan, function)
             permissions = self._create_permissions(
                 stage_plan, function, rest_api, {"live": live, "canary": canary}

@@ -394,3 +394,21 @@ def test_bad_args_fail_clearly_and_register_nothing(
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         VersionedLambdaApi("api", api_args(**overrides))
     assert mocks.resources == {}
+
+
+def test_warns_when_a_canary_share_cannot_differ_from_live(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    inert: StageArgs = {"name": "prod", "alias": "prod", "canary_percent": 10}
+    with caplog.at_level("WARNING"):
+        build(api_args(stages=[DEV, inert]))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "stage prod" in warnings[0]
+    assert "no stable version pinned" in warnings[0]
+
+
+def test_no_warning_when_the_live_version_is_pinned(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        build(api_args())
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
