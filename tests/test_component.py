@@ -10,8 +10,10 @@ import pulumi
 import pytest
 
 from components import ConfigError, StageArgs, VersionedLambdaApi, VersionedLambdaApiArgs
+from components.graph import ResourceRecord
+from components.testing import ACCOUNT, REGION, RecordingMocks, start_mocks
 from components.versioned_lambda_api import TYPE_TOKEN
-from tests.conftest import ACCOUNT, REGION, Recorded, RecordingMocks, start_mocks
+from tests.conftest import PROJECT
 
 FUNCTION = "aws:lambda/function:Function"
 ALIAS = "aws:lambda/alias:Alias"
@@ -47,7 +49,7 @@ def build(
     check: Callable[[VersionedLambdaApi], pulumi.Output[Any]] | None = None,
 ) -> RecordingMocks:
     """Run one component under fresh mocks; ``check`` may return an Output to await."""
-    mocks = start_mocks("dev", {}, published_version)
+    mocks = start_mocks(PROJECT, "dev", {}, published_version)
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
@@ -63,20 +65,20 @@ def built() -> RecordingMocks:
     return build(api_args())
 
 
-def by_name(mocks: RecordingMocks, typ: str) -> dict[str, Recorded]:
-    return {resource.name: resource for resource in mocks.of_type(typ)}
+def by_name(mocks: RecordingMocks, typ: str) -> dict[str, ResourceRecord]:
+    return {resource.name: resource for resource in mocks.graph.of_type(typ)}
 
 
 def execution_arn(mocks: RecordingMocks) -> str:
-    return str(mocks.one("aws:apigateway/restApi:RestApi").outputs["executionArn"])
+    return str(mocks.graph.one("aws:apigateway/restApi:RestApi").outputs["executionArn"])
 
 
 # --- Shape of the tree ----------------------------------------------------------------------
 
 
 def test_every_child_is_named_after_and_parented_by_the_component(built: RecordingMocks) -> None:
-    component = built.one(TYPE_TOKEN)
-    children = [r for r in built.resources.values() if r is not component]
+    component = built.graph.one(TYPE_TOKEN)
+    children = [r for r in built.graph.resources.values() if r is not component]
     assert len(children) > 30
     for child in children:
         assert child.name.startswith("api-"), child.name
@@ -84,7 +86,7 @@ def test_every_child_is_named_after_and_parented_by_the_component(built: Recordi
 
 
 def test_two_instances_in_one_program_do_not_collide() -> None:
-    mocks = start_mocks("dev", {})
+    mocks = start_mocks(PROJECT, "dev", {})
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
@@ -93,8 +95,8 @@ def test_two_instances_in_one_program_do_not_collide() -> None:
         return pulumi.Output.all(first.function_name, second.function_name)
 
     program()  # the mock raises on any name registered twice
-    assert len(mocks.of_type(FUNCTION)) == 2
-    assert len(mocks.of_type(STAGE)) == 4
+    assert len(mocks.graph.of_type(FUNCTION)) == 2
+    assert len(mocks.graph.of_type(STAGE)) == 4
 
 
 # --- The function ---------------------------------------------------------------------------
@@ -103,24 +105,24 @@ def test_two_instances_in_one_program_do_not_collide() -> None:
 def test_function_publishes_versions_with_json_logs_tracing_and_its_own_log_group(
     built: RecordingMocks,
 ) -> None:
-    function = built.one(FUNCTION).inputs
-    log_group = built.one("aws:cloudwatch/logGroup:LogGroup")
+    function = built.graph.one(FUNCTION).inputs
+    log_group = built.graph.one("aws:cloudwatch/logGroup:LogGroup")
     assert function["publish"] is True
     assert function["runtime"] == "python3.13"
     assert function["loggingConfig"]["logFormat"] == "JSON"
     assert function["loggingConfig"]["logGroup"] == log_group.outputs["name"]
     assert log_group.inputs["retentionInDays"] == 30
     assert function["tracingConfig"] == {"mode": "Active"}
-    assert function["role"] == built.one("aws:iam/role:Role").outputs["arn"]
+    assert function["role"] == built.graph.one("aws:iam/role:Role").outputs["arn"]
 
 
 def test_role_policy_grants_exact_actions_only(built: RecordingMocks) -> None:
-    policy = json.loads(built.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(built.graph.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     actions = [action for statement in policy["Statement"] for action in statement["Action"]]
     assert actions, "the policy grants nothing"
     assert all("*" not in action for action in actions)
     (logs,) = [s for s in policy["Statement"] if s["Sid"] == "WriteOwnLogs"]
-    log_group_arn = built.one("aws:cloudwatch/logGroup:LogGroup").outputs["arn"]
+    log_group_arn = built.graph.one("aws:cloudwatch/logGroup:LogGroup").outputs["arn"]
     assert logs["Resource"] == f"{log_group_arn}:*"
 
 
@@ -129,15 +131,15 @@ def test_extra_policy_statements_reach_the_role() -> None:
     mocks = build(
         api_args(policy_statements=[{"actions": ["dynamodb:Query"], "resources": [table]}])
     )
-    policy = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(mocks.graph.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     assert {"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": [table]} in policy[
         "Statement"
     ]
 
 
 def test_function_waits_for_its_log_permissions(built: RecordingMocks) -> None:
-    policy = built.one("aws:iam/rolePolicy:RolePolicy")
-    assert policy.urn in built.one(FUNCTION).dependencies
+    policy = built.graph.one("aws:iam/rolePolicy:RolePolicy")
+    assert policy.urn in built.graph.one(FUNCTION).dependencies
 
 
 # --- Aliases --------------------------------------------------------------------------------
@@ -146,24 +148,24 @@ def test_function_waits_for_its_log_permissions(built: RecordingMocks) -> None:
 def test_aliases_per_stage_live_pinned_or_newest_canary_newest(built: RecordingMocks) -> None:
     aliases = {
         resource.inputs["name"]: resource.inputs["functionVersion"]
-        for resource in built.of_type(ALIAS)
+        for resource in built.graph.of_type(ALIAS)
     }
     assert aliases == {"dev": "4", "dev-canary": "4", "prod": "3", "prod-canary": "4"}
-    function_name = built.one(FUNCTION).outputs["name"]
-    assert {r.inputs["functionName"] for r in built.of_type(ALIAS)} == {function_name}
+    function_name = built.graph.one(FUNCTION).outputs["name"]
+    assert {r.inputs["functionName"] for r in built.graph.of_type(ALIAS)} == {function_name}
 
 
 def test_no_alias_ever_points_at_latest() -> None:
     mocks = build(api_args(), published_version=1)
-    assert all(r.inputs["functionVersion"] != "$LATEST" for r in mocks.of_type(ALIAS))
+    assert all(r.inputs["functionVersion"] != "$LATEST" for r in mocks.graph.of_type(ALIAS))
 
 
 # --- The API --------------------------------------------------------------------------------
 
 
 def test_each_route_invokes_the_alias_the_stage_variable_names(built: RecordingMocks) -> None:
-    function_arn = built.one(FUNCTION).outputs["arn"]
-    integrations = built.of_type(INTEGRATION)
+    function_arn = built.graph.one(FUNCTION).outputs["arn"]
+    integrations = built.graph.of_type(INTEGRATION)
     assert len(integrations) == 3
     for integration in integrations:
         inputs = integration.inputs
@@ -178,37 +180,41 @@ def test_each_route_invokes_the_alias_the_stage_variable_names(built: RecordingM
 
 
 def test_nested_route_gets_nested_resources(built: RecordingMocks) -> None:
-    paths = sorted(r.outputs["path"] for r in built.of_type("aws:apigateway/resource:Resource"))
+    paths = sorted(
+        r.outputs["path"] for r in built.graph.of_type("aws:apigateway/resource:Resource")
+    )
     assert paths == ["/events", "/events/{id}"]
 
 
 def test_methods_require_an_api_key_by_default(built: RecordingMocks) -> None:
-    methods = built.of_type(METHOD)
+    methods = built.graph.of_type(METHOD)
     assert {(m.inputs["httpMethod"], m.inputs["apiKeyRequired"]) for m in methods} == {
         ("POST", True),
         ("GET", True),
     }
-    keys = built.of_type("aws:apigateway/apiKey:ApiKey")
-    plans = built.of_type("aws:apigateway/usagePlan:UsagePlan")
+    keys = built.graph.of_type("aws:apigateway/apiKey:ApiKey")
+    plans = built.graph.of_type("aws:apigateway/usagePlan:UsagePlan")
     assert len(keys) == len(plans) == 2
     stages_in_plans = sorted(plan.inputs["apiStages"][0]["stage"] for plan in plans)
     assert stages_in_plans == ["dev", "prod"]
-    assert len(built.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")) == 2
+    assert len(built.graph.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")) == 2
 
 
 def test_opting_out_of_api_keys_creates_no_keys_and_opens_methods() -> None:
     mocks = build(api_args(api_key_required=False))
-    assert {m.inputs["apiKeyRequired"] for m in mocks.of_type(METHOD)} == {False}
-    assert mocks.of_type("aws:apigateway/apiKey:ApiKey") == []
-    assert mocks.of_type("aws:apigateway/usagePlan:UsagePlan") == []
+    assert {m.inputs["apiKeyRequired"] for m in mocks.graph.of_type(METHOD)} == {False}
+    assert mocks.graph.of_type("aws:apigateway/apiKey:ApiKey") == []
+    assert mocks.graph.of_type("aws:apigateway/usagePlan:UsagePlan") == []
 
 
 def test_every_integration_response_has_a_method_response(built: RecordingMocks) -> None:
     method_responses = {
         (r.inputs["resourceId"], r.inputs["httpMethod"], r.inputs["statusCode"])
-        for r in built.of_type("aws:apigateway/methodResponse:MethodResponse")
+        for r in built.graph.of_type("aws:apigateway/methodResponse:MethodResponse")
     }
-    integration_responses = built.of_type("aws:apigateway/integrationResponse:IntegrationResponse")
+    integration_responses = built.graph.of_type(
+        "aws:apigateway/integrationResponse:IntegrationResponse"
+    )
     assert len(integration_responses) == 3 * 4
     for response in integration_responses:
         key = (
@@ -225,8 +231,8 @@ def test_every_integration_response_has_a_method_response(built: RecordingMocks)
 
 
 def test_stage_variables_and_canary_settings(built: RecordingMocks) -> None:
-    stages = {r.inputs["stageName"]: r.inputs for r in built.of_type(STAGE)}
-    deployment_id = built.one(DEPLOYMENT).id
+    stages = {r.inputs["stageName"]: r.inputs for r in built.graph.of_type(STAGE)}
+    deployment_id = built.graph.one(DEPLOYMENT).id
     assert stages["dev"]["variables"] == {"lambdaAlias": "dev"}
     assert "canarySettings" not in stages["dev"]
     assert stages["prod"]["variables"] == {"lambdaAlias": "prod"}
@@ -252,24 +258,24 @@ def reachable(stage_inputs: dict[str, Any]) -> set[str]:
 def test_permissions_cover_exactly_what_each_stage_can_reach(built: RecordingMocks) -> None:
     api = execution_arn(built)
     resource_paths = {
-        r.id: r.outputs["path"] for r in built.of_type("aws:apigateway/resource:Resource")
+        r.id: r.outputs["path"] for r in built.graph.of_type("aws:apigateway/resource:Resource")
     }
     routes = {
         (m.inputs["httpMethod"], resource_paths[m.inputs["resourceId"]].lstrip("/"))
-        for m in built.of_type(METHOD)
+        for m in built.graph.of_type(METHOD)
     }
     expected = set()
-    for stage in built.of_type(STAGE):
+    for stage in built.graph.of_type(STAGE):
         for alias in reachable(stage.inputs):
             for method, path in routes:
                 arn_path = path.replace("{id}", "*")
                 expected.add((alias, f"{api}/{stage.inputs['stageName']}/{method}/{arn_path}"))
 
-    permissions = built.of_type(PERMISSION)
+    permissions = built.graph.of_type(PERMISSION)
     granted = {(p.inputs["qualifier"], p.inputs["sourceArn"]) for p in permissions}
     assert granted == expected
     assert len(permissions) == len(expected) == 3 * 3  # dev live; prod live and canary
-    function_name = built.one(FUNCTION).outputs["name"]
+    function_name = built.graph.one(FUNCTION).outputs["name"]
     for permission in permissions:
         assert permission.inputs["action"] == "lambda:InvokeFunction"
         assert permission.inputs["principal"] == "apigateway.amazonaws.com"
@@ -277,15 +283,15 @@ def test_permissions_cover_exactly_what_each_stage_can_reach(built: RecordingMoc
 
 
 def test_a_stage_starts_only_after_its_permissions_exist(built: RecordingMocks) -> None:
-    for stage in built.of_type(STAGE):
+    for stage in built.graph.of_type(STAGE):
         name = stage.inputs["stageName"]
-        own = [p.urn for p in built.of_type(PERMISSION) if p.name.startswith(f"api-{name}-")]
+        own = [p.urn for p in built.graph.of_type(PERMISSION) if p.name.startswith(f"api-{name}-")]
         assert own
         assert set(own) <= set(stage.dependencies)
 
 
 def test_throttling_per_stage(built: RecordingMocks) -> None:
-    settings = built.of_type("aws:apigateway/methodSettings:MethodSettings")
+    settings = built.graph.of_type("aws:apigateway/methodSettings:MethodSettings")
     assert {s.inputs["stageName"] for s in settings} == {"dev", "prod"}
     for setting in settings:
         assert setting.inputs["methodPath"] == "*/*"
@@ -298,13 +304,13 @@ def test_throttling_per_stage(built: RecordingMocks) -> None:
 
 
 def trigger(mocks: RecordingMocks) -> str:
-    return str(mocks.one(DEPLOYMENT).inputs["triggers"]["redeployment"])
+    return str(mocks.graph.one(DEPLOYMENT).inputs["triggers"]["redeployment"])
 
 
 def test_deployment_snapshots_after_every_method_integration_and_response(
     built: RecordingMocks,
 ) -> None:
-    deployment = built.one(DEPLOYMENT)
+    deployment = built.graph.one(DEPLOYMENT)
     snapshot_types = (
         METHOD,
         INTEGRATION,
@@ -312,7 +318,7 @@ def test_deployment_snapshots_after_every_method_integration_and_response(
         "aws:apigateway/integrationResponse:IntegrationResponse",
     )
     for typ in snapshot_types:
-        for resource in built.of_type(typ):
+        for resource in built.graph.of_type(typ):
             assert resource.urn in deployment.dependencies, resource.name
     assert len(trigger(built)) == 64
 
@@ -353,7 +359,7 @@ def test_outputs_name_each_stage_alias_and_version() -> None:
         ).apply(seen.update)
 
     mocks = build(api_args(), check=check)
-    api_id = mocks.one("aws:apigateway/restApi:RestApi").id
+    api_id = mocks.graph.one("aws:apigateway/restApi:RestApi").id
     assert seen["newest"] == "4"
     assert seen["urls"] == {
         stage: f"https://{api_id}.execute-api.{REGION}.amazonaws.com/{stage}"
@@ -363,7 +369,9 @@ def test_outputs_name_each_stage_alias_and_version() -> None:
     assert seen["live_versions"] == {"dev": "4", "prod": "3"}
     assert seen["canary"] == {"dev": "dev-canary", "prod": "prod-canary"}
     assert seen["canary_versions"] == {"dev": "4", "prod": "4"}
-    key_values = {k.name: k.outputs["value"] for k in mocks.of_type("aws:apigateway/apiKey:ApiKey")}
+    key_values = {
+        k.name: k.outputs["value"] for k in mocks.graph.of_type("aws:apigateway/apiKey:ApiKey")
+    }
     assert seen["keys"] == {
         "dev": key_values["api-dev-api-key"],
         "prod": key_values["api-prod-api-key"],
@@ -390,10 +398,10 @@ def test_outputs_name_each_stage_alias_and_version() -> None:
 def test_bad_args_fail_clearly_and_register_nothing(
     overrides: dict[str, Any], message: str
 ) -> None:
-    mocks = start_mocks("dev", {})
+    mocks = start_mocks(PROJECT, "dev", {})
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         VersionedLambdaApi("api", api_args(**overrides))
-    assert mocks.resources == {}
+    assert mocks.graph.resources == {}
 
 
 def test_warns_when_a_canary_share_cannot_differ_from_live(

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from components import ConfigError
-from tests.conftest import ProgramRun, execute_program, prepare_program, run_program
+from components.testing import ProgramRun, execute_program, start_program_mocks
+from tests.conftest import ROOT, run_stack
 
 TABLE = "aws:dynamodb/table:Table"
 PERMISSION = "aws:lambda/permission:Permission"
@@ -17,20 +18,20 @@ STAGE = "aws:apigateway/stage:Stage"
 
 @pytest.fixture
 def dev() -> ProgramRun:
-    return run_program("dev")
+    return run_stack("dev")
 
 
 @pytest.fixture
 def prod() -> ProgramRun:
-    return run_program("prod")
+    return run_stack("prod")
 
 
 def granted(run: ProgramRun) -> set[tuple[str, str]]:
     """(alias, method) pairs API Gateway may invoke, for the stack's stage and /events."""
-    api_arn = run.mocks.one("aws:apigateway/restApi:RestApi").outputs["executionArn"]
+    api_arn = run.graph.one("aws:apigateway/restApi:RestApi").outputs["executionArn"]
     stage = run.exports["stage"]
     pairs = set()
-    for permission in run.mocks.of_type(PERMISSION):
+    for permission in run.graph.of_type(PERMISSION):
         match = re.fullmatch(
             re.escape(f"{api_arn}/{stage}/") + r"(GET|POST)/events", permission.inputs["sourceArn"]
         )
@@ -40,7 +41,7 @@ def granted(run: ProgramRun) -> set[tuple[str, str]]:
 
 
 def test_dev_goes_live_on_every_deploy_with_no_canary(dev: ProgramRun) -> None:
-    stage = dev.mocks.one(STAGE).inputs
+    stage = dev.graph.one(STAGE).inputs
     assert stage["stageName"] == "dev"
     assert stage["variables"] == {"lambdaAlias": "dev"}
     assert "canarySettings" not in stage
@@ -49,7 +50,7 @@ def test_dev_goes_live_on_every_deploy_with_no_canary(dev: ProgramRun) -> None:
 
 
 def test_prod_sends_ten_percent_to_its_canary_alias_and_may_invoke_both(prod: ProgramRun) -> None:
-    stage = prod.mocks.one(STAGE).inputs
+    stage = prod.graph.one(STAGE).inputs
     assert stage["variables"] == {"lambdaAlias": "prod"}
     assert stage["canarySettings"]["percentTraffic"] == 10
     assert stage["canarySettings"]["stageVariableOverrides"] == {"lambdaAlias": "prod-canary"}
@@ -82,10 +83,10 @@ def test_prod_sends_ten_percent_to_its_canary_alias_and_may_invoke_both(prod: Pr
     ],
 )
 def test_exports(stack: str, expected: dict[str, object]) -> None:
-    run = run_program(stack)
-    api_id = run.mocks.one("aws:apigateway/restApi:RestApi").id
-    table = run.mocks.one(TABLE).outputs["name"]
-    key = run.mocks.one("aws:apigateway/apiKey:ApiKey").outputs["value"]
+    run = run_stack(stack)
+    api_id = run.graph.one("aws:apigateway/restApi:RestApi").id
+    table = run.graph.one(TABLE).outputs["name"]
+    key = run.graph.one("aws:apigateway/apiKey:ApiKey").outputs["value"]
     assert run.exports == {
         **expected,
         "url": f"https://{api_id}.execute-api.us-east-1.amazonaws.com/{stack}/events",
@@ -98,10 +99,10 @@ def test_exports(stack: str, expected: dict[str, object]) -> None:
 
 
 def test_pinned_stable_version_keeps_live_while_the_canary_gets_the_newest() -> None:
-    run = run_program("prod", {"stableVersion": "3"}, published_version=4)
+    run = run_stack("prod", {"stableVersion": "3"}, published_version=4)
     aliases = {
         a.inputs["name"]: a.inputs["functionVersion"]
-        for a in run.mocks.of_type("aws:lambda/alias:Alias")
+        for a in run.graph.of_type("aws:lambda/alias:Alias")
     }
     assert aliases == {"prod": "3", "prod-canary": "4"}
     assert (run.exports["liveVersion"], run.exports["canaryVersion"]) == ("3", "4")
@@ -110,7 +111,7 @@ def test_pinned_stable_version_keeps_live_while_the_canary_gets_the_newest() -> 
 def test_events_table_is_durable_encrypted_and_expires_idempotency_records(
     dev: ProgramRun,
 ) -> None:
-    table = dev.mocks.one(TABLE).inputs
+    table = dev.graph.one(TABLE).inputs
     assert table["billingMode"] == "PAY_PER_REQUEST"
     assert (table["hashKey"], table["rangeKey"]) == ("pk", "sk")
     assert table["attributes"] == [{"name": "pk", "type": "S"}, {"name": "sk", "type": "S"}]
@@ -120,11 +121,11 @@ def test_events_table_is_durable_encrypted_and_expires_idempotency_records(
 
 
 def test_function_gets_the_table_and_least_privilege_access_to_it(dev: ProgramRun) -> None:
-    table = dev.mocks.one(TABLE).outputs
-    function = dev.mocks.one("aws:lambda/function:Function").inputs
+    table = dev.graph.one(TABLE).outputs
+    function = dev.graph.one("aws:lambda/function:Function").inputs
     assert function["environment"] == {"variables": {"TABLE_NAME": table["name"]}}
     assert function["handler"] == "handler.handler"
-    policy = json.loads(dev.mocks.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(dev.graph.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     table_statements = [s for s in policy["Statement"] if table["arn"] in s["Resource"]]
     assert table_statements == [
         {
@@ -136,17 +137,17 @@ def test_function_gets_the_table_and_least_privilege_access_to_it(dev: ProgramRu
 
 
 def test_function_ships_only_its_sources(dev: ProgramRun) -> None:
-    code = dev.mocks.one("aws:lambda/function:Function").inputs["code"]
+    code = dev.graph.one("aws:lambda/function:Function").inputs["code"]
     assert set(code.assets) == {"handler.py"}
 
 
 def test_nothing_is_open_to_the_internet(prod: ProgramRun) -> None:
-    methods = prod.mocks.of_type("aws:apigateway/method:Method")
+    methods = prod.graph.of_type("aws:apigateway/method:Method")
     assert methods
     assert all(m.inputs["apiKeyRequired"] is True for m in methods)
-    plan = prod.mocks.one("aws:apigateway/usagePlan:UsagePlan").inputs
+    plan = prod.graph.one("aws:apigateway/usagePlan:UsagePlan").inputs
     assert plan["apiStages"] == [
-        {"apiId": prod.mocks.one("aws:apigateway/restApi:RestApi").id, "stage": "prod"}
+        {"apiId": prod.graph.one("aws:apigateway/restApi:RestApi").id, "stage": "prod"}
     ]
 
 
@@ -165,7 +166,7 @@ def test_nothing_is_open_to_the_internet(prod: ProgramRun) -> None:
 def test_bad_stack_config_fails_by_key_before_any_resource(
     overrides: dict[str, str], message: str
 ) -> None:
-    mocks = prepare_program("prod", overrides)
+    mocks = start_program_mocks(ROOT, "prod", overrides)
     with pytest.raises(ConfigError, match=re.escape(message)):
-        execute_program(mocks)
-    assert mocks.resources == {}
+        execute_program(ROOT, mocks)
+    assert mocks.graph.resources == {}

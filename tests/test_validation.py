@@ -10,9 +10,9 @@ import yaml
 
 from components import stack_config, validation
 from components.args import StageArgs, StagePlan, VersionedLambdaApiArgs, parse_args, parse_stage
+from components.testing import stack_config as cli_stack_config
 from components.validation import ConfigError
 from tests.conftest import ROOT
-from tests.conftest import stack_config as cli_stack_config
 
 KEY = "stages[3].some_key"
 LONGEST_ALIAS = "a" * 128
@@ -651,7 +651,7 @@ def test_namespace_is_the_project_name() -> None:
 )
 def test_each_stack_file_loads(stack: str, alias: str, percent: float) -> None:
     assert (ROOT / f"Pulumi.{stack}.yaml").is_file()
-    pulumi.runtime.set_all_config(cli_stack_config(stack))
+    pulumi.runtime.set_all_config(cli_stack_config(ROOT, stack))
     settings = stack_config.load_stack_settings(pulumi.Config("event-logger"), stack)
     assert settings.stage["name"] == stack
     assert settings.stage["alias"] == alias
@@ -664,7 +664,7 @@ def test_every_stack_file_in_the_project_loads() -> None:
     stacks = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
     assert {"dev", "prod"} <= set(stacks)
     for stack in stacks:
-        pulumi.runtime.set_all_config(cli_stack_config(stack))
+        pulumi.runtime.set_all_config(cli_stack_config(ROOT, stack))
         stack_config.load_stack_settings(pulumi.Config("event-logger"), stack)
 
 
