@@ -1,5 +1,6 @@
 # `make test` sets everything up from nothing: a venv with the pinned dependencies, then lint,
-# type-check and tests. `make preview|up STACK=dev` wrap the Pulumi CLI for those who have it.
+# type-check and tests. `make plan STACK=prod` checks a stack offline; `make preview|up STACK=dev`
+# wrap the Pulumi CLI for those who have it.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,7 +10,7 @@ STACK ?= dev
 # The state of a stack lives here unless a backend is configured (PULUMI_BACKEND_URL or `pulumi login`).
 LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
-.PHONY: test lint typecheck unit require-pulumi preview up clean
+.PHONY: test lint typecheck unit plan bench require-pulumi preview up clean
 
 test: lint typecheck unit
 
@@ -31,6 +32,13 @@ typecheck: $(BIN)/.installed
 unit: $(BIN)/.installed
 	@echo "==> pytest"
 	$(BIN)/pytest
+
+# The offline plan: resource tree, routing, rendered templates and preflight; exits 1 on errors.
+plan: $(BIN)/.installed
+	@$(BIN)/python -m components.plan --stack $(STACK)
+
+bench: $(BIN)/.installed
+	@$(BIN)/python bench/plan_speed.py
 
 # Use the configured backend (PULUMI_BACKEND_URL or `pulumi login`); otherwise keep state locally,
 # so no Pulumi Cloud account is needed.

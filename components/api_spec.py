@@ -39,8 +39,10 @@ def _json_text(expression: str) -> str:
 
 _IDEMPOTENCY_KEY_HEADER = "$input.params('Idempotency-Key')"
 
-# The request the function receives. The body travels base64-encoded so that any bytes a client
-# sends (quotes, backslashes, invalid UTF-8) arrive intact for the function to judge.
+# The request the function receives. The body travels base64-encoded so that whatever text a
+# client sends (quotes, backslashes, control characters, any Unicode) arrives intact for the
+# function to judge, with no JSON escaping to get wrong. API Gateway hands a template an empty
+# body as "{}".
 DEFAULT_REQUEST_TEMPLATE = (
     "#set($query = $input.params().querystring)\n"
     "{\n"
@@ -58,6 +60,14 @@ DEFAULT_REQUEST_TEMPLATE = (
 )
 
 STAGE_MARKER = "$context.stage"
+# $context.stage in any of VTL's spellings ($!context.stage, ${context.stage}), but not
+# $context.stageVariables or $context.stage-x (Velocity names may contain '-').
+_STAGE_REFERENCE = re.compile(r"\$!?\{?context\.stage(?![A-Za-z0-9_-])")
+
+
+def passes_stage(template: str) -> bool:
+    """Whether a request template hands the function the stage it serves."""
+    return _STAGE_REFERENCE.search(template) is not None
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ def parse_route(path: str, method: str, request_template: str | None, key: str) 
             f"'.', '_', '~', '-' or a {{parameter}}, got {path!r}"
         )
     template = DEFAULT_REQUEST_TEMPLATE if request_template is None else request_template
-    if STAGE_MARKER not in template:
+    if not passes_stage(template):
         raise ConfigError(
             f"{key}.request_template must pass {STAGE_MARKER} to the function, "
             "so that it knows which stage it serves"

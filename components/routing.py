@@ -126,12 +126,23 @@ def traffic_shares(stage: ResourceRecord) -> list[tuple[Role, float, dict[str, s
     """The stage's live and canary shares with the stage variables each sees."""
     variables = dict(stage.inputs.get("variables") or {})
     canary = stage.inputs.get("canarySettings") or {}
-    percent = float(canary.get("percentTraffic") or 0)
+    # An out-of-range or non-numeric share is preflight's to report (PF005); here it is
+    # clamped so the table still adds up.
+    percent = _percent(canary.get("percentTraffic"))
     shares: list[tuple[Role, float, dict[str, str]]] = [("live", 100 - percent, variables)]
     if canary and percent > 0:
         overrides = dict(canary.get("stageVariableOverrides") or {})
         shares.append(("canary", percent, {**variables, **overrides}))
     return shares
+
+
+def _percent(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0.0
+    try:
+        return min(max(float(value), 0.0), 100.0)
+    except ValueError:
+        return 0.0
 
 
 def invocations(graph: ResourceGraph) -> list[Invocation]:

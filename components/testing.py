@@ -3,9 +3,9 @@ mocks, with no Pulumi CLI, no credentials and no network, and inspect what it wo
 
     from components.testing import run_program
 
-    run = run_program(Path("."), "prod")
-    prod = {route.alias: route for route in run.routing() if route.stage == "prod"}
-    assert prod["prod-canary"].share == 10
+    run = run_program(Path("."), "prod", {"stableVersion": "3"})
+    canary = next(row for row in run.routing() if row.stage == "prod" and row.role == "canary")
+    assert (canary.alias, canary.share) == ("prod-canary", 10)
     assert not [f for f in run.findings() if f.severity == "error"]
 
 The mocks answer like AWS would: physical names with Pulumi's random suffix, ARNs, API ids,
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import runpy
 import sys
@@ -33,6 +34,8 @@ import yaml
 from pulumi.runtime.mocks import MockMonitor
 
 from components.graph import ResourceGraph, ResourceRecord
+from components.preflight import Finding, preflight
+from components.routing import RouteShare, routing_table
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -146,6 +149,15 @@ _INVOKE_RESULTS: dict[str, dict[str, Any]] = {
 }
 
 
+class _Collect(logging.Handler):
+    def __init__(self, messages: list[tuple[str, str]]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append((record.levelname.lower(), record.getMessage()))
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Pulumi mocks that return realistic computed outputs and remember every resource."""
 
@@ -155,6 +167,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.graph = ResourceGraph()
         self.resource_paths: dict[str, str] = {}
         """API Gateway resource id to its path, so child resources report full paths."""
+        self.log = logging.getLogger(f"{__name__}.engine.{id(self)}")
+        """Where the program's ``pulumi.log`` messages go; kept, not printed."""
+        self.log.propagate = False
+        self.log.setLevel(logging.INFO)
+        self.messages: list[tuple[str, str]] = []
+        """(level, message) of every warning or error the program logged."""
+        self.log.addHandler(_Collect(self.messages))
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
@@ -231,7 +250,12 @@ def start_mocks(
     """Install fresh recording mocks for ``project``/``stack`` with ``config``."""
     mocks = RecordingMocks(published_version)
     pulumi.runtime.set_mocks(
-        mocks, project=project, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+        mocks,
+        project=project,
+        stack=stack,
+        preview=False,
+        monitor=RecordingMonitor(mocks),
+        logger=mocks.log,
     )
     pulumi.runtime.set_all_config(config)
     return mocks
@@ -249,6 +273,16 @@ class ProgramRun:
     """Names of the stack outputs Pulumi would store encrypted."""
     config: dict[str, str]
     """The config the program ran with (namespaced keys)."""
+    messages: list[tuple[str, str]]
+    """(level, message) of each warning or error the program logged with ``pulumi.log``."""
+
+    def routing(self) -> list[RouteShare]:
+        """The routing table: each stage's shares of traffic, their aliases and versions."""
+        return routing_table(self.graph)
+
+    def findings(self, open_methods_allowed: bool = False) -> list[Finding]:
+        """The preflight findings for what the program would deploy."""
+        return preflight(self.graph, open_methods_allowed=open_methods_allowed)
 
 
 def start_program_mocks(
@@ -293,6 +327,7 @@ def execute_program(program_dir: Path, mocks: RecordingMocks) -> ProgramRun:
         exports=exports,
         secret_exports={name for name, secret in secrets.items() if secret},
         config=dict(pulumi.runtime.config.CONFIG.get()),
+        messages=mocks.messages,
     )
 
 

@@ -348,6 +348,10 @@ def _parse_json_object(body: bytes) -> dict[str, Any]:
         raise InvalidRequestError("body is nested too deeply to process") from error
     if not isinstance(data, dict):
         raise InvalidRequestError(f"body must be a JSON object, got {_json_type_name(data)}")
+    if not data:
+        # API Gateway hands the template an empty request body as "{}", so this is also
+        # what a POST without a body looks like by the time it gets here.
+        raise InvalidRequestError("body is an empty JSON object; an event needs at least one field")
     return data
 
 

@@ -404,19 +404,15 @@ def test_bad_args_fail_clearly_and_register_nothing(
     assert mocks.graph.resources == {}
 
 
-def test_warns_when_a_canary_share_cannot_differ_from_live(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_warns_when_a_canary_share_cannot_differ_from_live() -> None:
     inert: StageArgs = {"name": "prod", "alias": "prod", "canary_percent": 10}
-    with caplog.at_level("WARNING"):
-        build(api_args(stages=[DEV, inert]))
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1
-    assert "stage prod" in warnings[0]
-    assert "no stable version pinned" in warnings[0]
+    mocks = build(api_args(stages=[DEV, inert]))
+    assert len(mocks.messages) == 1
+    level, message = mocks.messages[0]
+    assert level == "warning"
+    assert "stage prod" in message
+    assert "no stable version pinned" in message
 
 
-def test_no_warning_when_the_live_version_is_pinned(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING"):
-        build(api_args())
-    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+def test_no_warning_when_the_live_version_is_pinned(built: RecordingMocks) -> None:
+    assert built.messages == []

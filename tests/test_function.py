@@ -502,6 +502,11 @@ BAD_REQUESTS = [
     pytest.param(post_raw(b"true"), "body must be a JSON object, got boolean", id="boolean"),
     pytest.param(post_raw(b""), "body is empty; send a JSON object", id="empty-body"),
     pytest.param(
+        post_raw(b"{}"),
+        "body is an empty JSON object; an event needs at least one field",
+        id="empty-object-as-api-gateway-sends-an-empty-body",
+    ),
+    pytest.param(
         without_field(post_raw(b""), "bodyBase64"),
         "body is empty; send a JSON object",
         id="missing-body",
