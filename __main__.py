@@ -59,10 +59,13 @@ def _for_stage(per_stage: pulumi.Output[dict[str, str]]) -> pulumi.Output[str]:
 
 pulumi.export("url", pulumi.Output.concat(_for_stage(api.stage_urls), "/events"))
 pulumi.export("stage", stage_name)
+pulumi.export("functionName", api.function_name)
+pulumi.export("restApiId", api.rest_api_id)
 pulumi.export("liveAlias", _for_stage(api.live_aliases))
 pulumi.export("canaryAlias", _for_stage(api.canary_aliases))
 pulumi.export("liveVersion", _for_stage(api.live_versions))
 pulumi.export("canaryVersion", _for_stage(api.canary_versions))
 pulumi.export("canaryPercent", settings.stage.get("canary_percent", 0))
 pulumi.export("tableName", table.name)
+pulumi.export("dashboard", _for_stage(api.dashboard_names))
 pulumi.export("apiKey", pulumi.Output.secret(_for_stage(api.api_keys)))

@@ -168,11 +168,15 @@ def parent_path(path: str) -> str | None:
     return parent if separator else None
 
 
+def arn_region(arn: str) -> str:
+    """The region an ARN names (``arn:partition:service:region:account:resource``)."""
+    return arn.split(":")[3]
+
+
 def lambda_integration_uri(function_arn: str) -> str:
     """The integration URI that invokes whichever alias the stage variable names."""
-    region = function_arn.split(":")[3]
     return (
-        f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+        f"arn:aws:apigateway:{arn_region(function_arn)}:lambda:path/2015-03-31/functions/"
         f"{function_arn}:${{stageVariables.{ALIAS_STAGE_VARIABLE}}}/invocations"
     )
 

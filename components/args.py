@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 import pulumi
 
-from components import validation
+from components import metrics, validation
 from components.api_spec import ALIAS_STAGE_VARIABLE, Route, parse_route, unique_routes
 
 DEFAULT_RUNTIME = "python3.13"
@@ -22,6 +23,10 @@ MEMORY_MB_RANGE = (128, 10240)
 # API Gateway gives up on an integration after 29 seconds, so a longer timeout only wastes money.
 TIMEOUT_SECONDS_RANGE = (1, 29)
 THROTTLE_BURST_LIMIT_RANGE = (1, 5000)
+
+CanaryMode = Literal["stage", "alias"]
+CANARY_MODES: tuple[CanaryMode, ...] = ("stage", "alias")
+DEFAULT_CANARY_MODE: CanaryMode = "stage"
 
 # The retention periods CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (
@@ -65,6 +70,18 @@ class StageArgs(TypedDict):
     """Steady-state requests per second allowed on the stage. Defaults to 50."""
     throttle_burst_limit: NotRequired[int]
     """Burst of requests allowed on the stage. Defaults to 100."""
+    canary_mode: NotRequired[CanaryMode]
+    """Who splits off the canary share. ``"stage"`` (default): API Gateway's canary settings
+    send it to the canary alias. ``"alias"``: the live alias itself, a Lambda weighted alias
+    sending it to the newest version beside ``stable_version``; the stage has no canary and
+    invokes only the live alias, and the canary alias gets no traffic."""
+    alarm_error_rate_percent: NotRequired[float]
+    """Percent of failed invocations (above 0, at most 100) over which the live and the canary
+    error-rate alarms go off; periods with fewer than 20 invocations never count. Defaults to
+    1."""
+    alarm_p99_duration_ms: NotRequired[float]
+    """p99 invocation duration in ms, above 0 and below the function's timeout, over which the
+    live and the canary duration alarms go off. Defaults to 80% of the timeout."""
 
 
 class PolicyStatementArgs(TypedDict):
@@ -102,6 +119,9 @@ class VersionedLambdaApiArgs(TypedDict):
     api_key_required: NotRequired[bool]
     """Whether every method requires an API key (one key and usage plan per stage are created).
     Defaults to true; set false only for an API meant to be open to the internet."""
+    alarm_actions: NotRequired[list[pulumi.Input[str]]]
+    """ARNs (such as SNS topics') notified when any of the component's alarms goes off.
+    Defaults to none: the alarms change state and show on the dashboards only."""
 
 
 @dataclass(frozen=True)
@@ -115,14 +135,22 @@ class StagePlan:
     stable_version: int | None
     throttle_rate_limit: float
     throttle_burst_limit: int
+    canary_mode: CanaryMode
+    alarm_thresholds: metrics.AlarmThresholds
 
     @property
     def canary_enabled(self) -> bool:
         return self.canary_percent > 0
 
     @property
+    def stage_canary(self) -> bool:
+        """Whether API Gateway splits off the canary share (the stage has canary settings)."""
+        return self.canary_enabled and self.canary_mode == "stage"
+
+    @property
     def canary_is_inert(self) -> bool:
-        """A canary share with no pinned live version: both aliases serve the same version."""
+        """A canary share with no pinned live version: live and canary traffic both run the
+        newest version."""
         return self.canary_enabled and self.stable_version is None
 
     @property
@@ -138,9 +166,33 @@ class StagePlan:
     def reachable_aliases(self) -> dict[str, str]:
         """Role (``live``/``canary``) to alias name, for every alias the stage can invoke."""
         reachable = {"live": self.live_alias}
-        if self.canary_enabled:
+        if self.stage_canary:
             reachable["canary"] = self.canary_alias
         return reachable
+
+    def alias_weights(self, newest_version: str) -> dict[str, float]:
+        """The live alias' additional version weights: the canary share for the newest version.
+
+        Empty unless the alias splits: in ``alias`` mode with a share and a pinned version other
+        than the newest (Lambda refuses a weight for the alias' own version).
+        """
+        if (
+            self.canary_mode != "alias"
+            or not self.canary_enabled
+            or self.stable_version is None
+            or newest_version == str(self.stable_version)
+        ):
+            return {}
+        return {newest_version: self.canary_percent / 100}
+
+    def traffic(self) -> tuple[metrics.Traffic, metrics.Traffic]:
+        """The live and canary sides of the stage's traffic, as its alarms watch them."""
+        return metrics.stage_traffic(
+            self.live_alias,
+            self.canary_alias,
+            weighted=self.canary_mode == "alias",
+            stable_version=self.stable_version,
+        )
 
 
 @dataclass(frozen=True)
@@ -155,12 +207,73 @@ class ApiPlan:
     log_retention_days: int
     api_key_required: bool
     policy_statements: list[PolicyStatementArgs]
+    alarm_actions: list[pulumi.Input[str]]
 
 
-def parse_stage(stage: StageArgs, key: str) -> StagePlan:
-    """Validate one stage's args; ``key`` names it in errors."""
+# Dashboard names allow only these characters; 100 keeps the longest alarm name (a 128-character
+# stage, ``-canary-p99-duration``) within CloudWatch's 255.
+_COMPONENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def component_name(value: str) -> str:
+    """Return the component's name if its alarms and dashboards can be named after it."""
+    if not _COMPONENT_NAME.fullmatch(value):
+        raise validation.ConfigError(
+            "name must be 1 to 100 letters, digits, '-' or '_' (it names the CloudWatch "
+            f"dashboards, which allow no other characters), got {value!r}"
+        )
+    return value
+
+
+def canary_mode(value: str, key: str) -> CanaryMode:
+    """Return ``value`` if it names a canary mode."""
+    if value not in CANARY_MODES:
+        listed = " or ".join(repr(mode) for mode in CANARY_MODES)
+        raise validation.ConfigError(f"{key} must be {listed}, got {value!r}")
+    return value
+
+
+def alarm_error_rate_percent(value: str | float, key: str) -> float:
+    """Parse an error-rate threshold: a percentage above 0, at most 100."""
+    message = f"{key} must be a percentage above 0 and at most 100, got {value!r}"
+    try:
+        percent = validation.positive_number(value, key)
+    except validation.ConfigError:
+        raise validation.ConfigError(message) from None
+    if percent > 100:
+        raise validation.ConfigError(message)
+    return percent
+
+
+def default_p99_duration_ms(timeout_seconds: int) -> float:
+    return timeout_seconds * 1000 * metrics.DEFAULT_P99_SHARE_OF_TIMEOUT
+
+
+def alarm_p99_duration_ms(value: str | float, key: str, timeout_seconds: int) -> float:
+    """Parse a p99 duration threshold: above 0 and below the function's timeout, which no
+    invocation outlasts (an alarm above it could never go off)."""
+    timeout_ms = timeout_seconds * 1000
+    message = (
+        f"{key} must be a number of milliseconds above 0 and below the function's timeout "
+        f"({timeout_ms} ms), got {value!r}"
+    )
+    try:
+        duration = validation.positive_number(value, key)
+    except validation.ConfigError:
+        raise validation.ConfigError(message) from None
+    if duration >= timeout_ms:
+        raise validation.ConfigError(message)
+    return duration
+
+
+def parse_stage(
+    stage: StageArgs, key: str, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+) -> StagePlan:
+    """Validate one stage's args; ``key`` names it in errors. ``timeout_seconds`` is the
+    function's, which bounds the duration alarm."""
     live_alias = validation.alias_name(stage["alias"], f"{key}.alias")
     stable = stage.get("stable_version")
+    p99 = stage.get("alarm_p99_duration_ms")
     return StagePlan(
         name=validation.stage_name(stage["name"], f"{key}.name"),
         live_alias=live_alias,
@@ -181,6 +294,20 @@ def parse_stage(stage: StageArgs, key: str) -> StagePlan:
             stage.get("throttle_burst_limit", DEFAULT_THROTTLE_BURST_LIMIT),
             f"{key}.throttle_burst_limit",
             *THROTTLE_BURST_LIMIT_RANGE,
+        ),
+        canary_mode=canary_mode(
+            stage.get("canary_mode", DEFAULT_CANARY_MODE), f"{key}.canary_mode"
+        ),
+        alarm_thresholds=metrics.AlarmThresholds(
+            error_rate_percent=alarm_error_rate_percent(
+                stage.get("alarm_error_rate_percent", metrics.DEFAULT_ERROR_RATE_PERCENT),
+                f"{key}.alarm_error_rate_percent",
+            ),
+            p99_duration_ms=(
+                default_p99_duration_ms(timeout_seconds)
+                if p99 is None
+                else alarm_p99_duration_ms(p99, f"{key}.alarm_p99_duration_ms", timeout_seconds)
+            ),
         ),
     )
 
@@ -205,8 +332,25 @@ def distinct_stages(stages: list[StagePlan]) -> list[StagePlan]:
     return stages
 
 
+def alarm_actions(actions: object, key: str) -> list[pulumi.Input[str]]:
+    """Return ``actions`` if it is a list of ARNs (an Output is taken on trust)."""
+    if not isinstance(actions, list):
+        raise validation.ConfigError(f"{key} must be a list of ARNs, got {actions!r}")
+    for index, action in enumerate(actions):
+        if not isinstance(action, pulumi.Output) and not (
+            isinstance(action, str) and action.startswith("arn:")
+        ):
+            raise validation.ConfigError(
+                f"{key}[{index}] must be an ARN (such as an SNS topic's), got {action!r}"
+            )
+    return actions
+
+
 def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
     """Validate the component's args, naming the offending field in any error."""
+    timeout = validation.integer_in_range(
+        args.get("timeout", DEFAULT_TIMEOUT_SECONDS), "timeout", *TIMEOUT_SECONDS_RANGE
+    )
     routes = unique_routes(
         [
             parse_route(
@@ -216,7 +360,10 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
         ]
     )
     stages = distinct_stages(
-        [parse_stage(stage, f"stages[{index}]") for index, stage in enumerate(args["stages"])]
+        [
+            parse_stage(stage, f"stages[{index}]", timeout)
+            for index, stage in enumerate(args["stages"])
+        ]
     )
     statements = args.get("policy_statements", [])
     for index, statement in enumerate(statements):
@@ -228,9 +375,7 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
         memory_size=validation.integer_in_range(
             args.get("memory_size", DEFAULT_MEMORY_MB), "memory_size", *MEMORY_MB_RANGE
         ),
-        timeout=validation.integer_in_range(
-            args.get("timeout", DEFAULT_TIMEOUT_SECONDS), "timeout", *TIMEOUT_SECONDS_RANGE
-        ),
+        timeout=timeout,
         log_retention_days=validation.one_of(
             args.get("log_retention_days", DEFAULT_LOG_RETENTION_DAYS),
             "log_retention_days",
@@ -238,4 +383,5 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
         ),
         api_key_required=validation.boolean(args.get("api_key_required", True), "api_key_required"),
         policy_statements=statements,
+        alarm_actions=alarm_actions(args.get("alarm_actions", []), "alarm_actions"),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import args as component_args
-from components import validation
+from components import metrics, validation
 from components.args import StageArgs
 
 NAMESPACE = "event-logger"
@@ -28,6 +28,9 @@ DEFAULTS: dict[str, str | int | bool] = {
     "throttleRateLimit": component_args.DEFAULT_THROTTLE_RATE_LIMIT,
     "throttleBurstLimit": component_args.DEFAULT_THROTTLE_BURST_LIMIT,
     "apiKeyRequired": True,
+    "canaryMode": component_args.DEFAULT_CANARY_MODE,
+    "alarmErrorRatePercent": f"{metrics.DEFAULT_ERROR_RATE_PERCENT:g}",
+    "alarmP99DurationMs": "",
 }
 REQUIRED = ("alias", "canaryPercent")
 
@@ -67,6 +70,7 @@ def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings
         return validation.integer_in_range(optional(name), _key(name), lowest, highest)
 
     alias = validation.alias_name(required("alias"), _key("alias"))
+    timeout_seconds = whole_number("timeoutSeconds", *component_args.TIMEOUT_SECONDS_RANGE)
     stage: StageArgs = {
         "name": validation.stage_name(optional("stageName") or stack_name, _key("stageName")),
         "alias": alias,
@@ -82,10 +86,19 @@ def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings
         "throttle_burst_limit": whole_number(
             "throttleBurstLimit", *component_args.THROTTLE_BURST_LIMIT_RANGE
         ),
+        "canary_mode": component_args.canary_mode(optional("canaryMode"), _key("canaryMode")),
+        "alarm_error_rate_percent": component_args.alarm_error_rate_percent(
+            optional("alarmErrorRatePercent"), _key("alarmErrorRatePercent")
+        ),
     }
     stable = optional("stableVersion")
     if stable:
         stage["stable_version"] = validation.stable_version(stable, _key("stableVersion"))
+    p99 = optional("alarmP99DurationMs")
+    if p99:
+        stage["alarm_p99_duration_ms"] = component_args.alarm_p99_duration_ms(
+            p99, _key("alarmP99DurationMs"), timeout_seconds
+        )
 
     api_key_required = optional("apiKeyRequired").lower()
     if api_key_required not in ("true", "false"):
@@ -95,7 +108,7 @@ def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings
     return StackSettings(
         stage=stage,
         memory_mb=whole_number("memoryMb", *component_args.MEMORY_MB_RANGE),
-        timeout_seconds=whole_number("timeoutSeconds", *component_args.TIMEOUT_SECONDS_RANGE),
+        timeout_seconds=timeout_seconds,
         log_retention_days=validation.one_of(
             whole_number("logRetentionDays", 1, component_args.LOG_RETENTION_DAYS[-1]),
             _key("logRetentionDays"),

@@ -116,6 +116,15 @@ def _api_key(mocks: RecordingMocks, name: str, physical: str, inputs: Computed) 
     return {"id": _suffix(name, 10), "name": physical, "value": _suffix(name + "key", 40)}
 
 
+def _metric_alarm(mocks: RecordingMocks, name: str, physical: str, inputs: Computed) -> Computed:
+    return {"id": physical, "arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{physical}"}
+
+
+def _dashboard(mocks: RecordingMocks, name: str, physical: str, inputs: Computed) -> Computed:
+    dashboard = inputs["dashboardName"]
+    return {"id": dashboard, "dashboardArn": f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{dashboard}"}
+
+
 def _named(arn_format: str) -> Any:
     def computed(mocks: RecordingMocks, name: str, physical: str, inputs: Computed) -> Computed:
         arn = arn_format.format(region=REGION, account=ACCOUNT, name=physical)
@@ -136,6 +145,8 @@ _COMPUTED = {
     "aws:apigateway/usagePlan:UsagePlan": _named("arn:aws:apigateway:{region}::/usageplans/{name}"),
     "aws:iam/role:Role": _named("arn:aws:iam::{account}:role/{name}"),
     "aws:cloudwatch/logGroup:LogGroup": _named("arn:aws:logs:{region}:{account}:log-group:{name}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _metric_alarm,
+    "aws:cloudwatch/dashboard:Dashboard": _dashboard,
     "aws:dynamodb/table:Table": _named("arn:aws:dynamodb:{region}:{account}:table/{name}"),
 }
 

@@ -1,8 +1,9 @@
 """The ``VersionedLambdaApi`` component: a published, aliased Lambda function behind a REST API
 whose stages pick the alias they invoke, with canary releases.
 
-The decisions (what a stage routes where, templates, ARNs) live in :mod:`components.args` and
-:mod:`components.api_spec`; this module only wires resources from them.
+The decisions (what a stage routes where, templates, ARNs, what its alarms watch) live in
+:mod:`components.args`, :mod:`components.api_spec` and :mod:`components.metrics`; this module
+only wires resources from them.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import api_spec
+from components import api_spec, metrics
 from components.args import (
     ApiPlan,
     PolicyStatementArgs,
     StagePlan,
     VersionedLambdaApiArgs,
+    component_name,
     parse_args,
 )
 
@@ -71,8 +73,12 @@ class VersionedLambdaApi(pulumi.ComponentResource):
     has a live alias (pinned to ``stable_version`` or following the newest version) and a
     canary alias (always the newest version). The stage variable ``lambdaAlias`` makes every
     route invoke the live alias; a stage with ``canary_percent`` above 0 overrides it with the
-    canary alias for that share of requests. API Gateway may invoke exactly the aliases a stage
-    can reach, from that stage, for the methods and paths it serves.
+    canary alias for that share of requests, or, with ``canary_mode: "alias"``, the live alias
+    itself sends that share to the newest version. API Gateway may invoke exactly the aliases a
+    stage can reach, from that stage, for the methods and paths it serves.
+
+    Each stage has CloudWatch alarms on the error rate and p99 duration of its live and its
+    canary traffic and on throttles, and a dashboard showing both side by side.
 
     Error contract: the function raises an exception whose message is ``[BadRequest] `` or
     ``[Unavailable] `` followed by a JSON body to answer 400 or 503 with that body; any other
@@ -98,6 +104,8 @@ class VersionedLambdaApi(pulumi.ComponentResource):
     api_keys: pulumi.Output[dict[str, str]]
     """Stage name to the API key its clients send as ``x-api-key`` (secret). Empty when
     ``api_key_required`` is false."""
+    dashboard_names: pulumi.Output[dict[str, str]]
+    """Stage name to the name of its CloudWatch dashboard."""
 
     def __init__(
         self,
@@ -106,6 +114,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Validate before registering anything, so a bad input leaves nothing half-created.
+        component_name(name)
         plan = parse_args(args)
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._component_name = name
@@ -126,20 +135,19 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         canary_aliases: dict[str, pulumi.Output[str]] = {}
         canary_versions: dict[str, pulumi.Output[str]] = {}
         api_keys: dict[str, pulumi.Output[str]] = {}
+        dashboard_names: dict[str, pulumi.Output[str]] = {}
         for stage_plan in plan.stages:
             if stage_plan.canary_is_inert:
-                pulumi.log.warn(
-                    f"stage {stage_plan.name}: {stage_plan.canary_percent}% of requests go to "
-                    f"{stage_plan.canary_alias}, but with no stable version pinned both aliases "
-                    "serve the newest version; pin the live version to release a canary",
-                    resource=self,
-                )
+                pulumi.log.warn(_inert_canary_warning(stage_plan), resource=self)
             live, canary = self._create_aliases(stage_plan, function)
             permissions = self._create_permissions(
                 stage_plan, function, rest_api, {"live": live, "canary": canary}
             )
             stage = self._create_stage(stage_plan, rest_api, deployment, permissions)
             api_keys[stage_plan.name] = self._create_api_key(stage_plan, rest_api, stage)
+            dashboard_names[stage_plan.name] = self._create_monitoring(
+                stage_plan, function, rest_api
+            )
             stage_urls[stage_plan.name] = stage.invoke_url
             live_aliases[stage_plan.name] = live.name
             live_versions[stage_plan.name] = live.function_version
@@ -155,6 +163,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         self.canary_aliases = pulumi.Output.all(**canary_aliases)
         self.canary_versions = pulumi.Output.all(**canary_versions)
         self.api_keys = pulumi.Output.secret(pulumi.Output.all(**api_keys))
+        self.dashboard_names = pulumi.Output.all(**dashboard_names)
         self.register_outputs(
             {
                 "functionName": self.function_name,
@@ -166,6 +175,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
                 "canaryAliases": self.canary_aliases,
                 "canaryVersions": self.canary_versions,
                 "apiKeys": self.api_keys,
+                "dashboardNames": self.dashboard_names,
             }
         )
 
@@ -311,6 +321,12 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             function_version=(
                 function.version if stage.stable_version is None else str(stage.stable_version)
             ),
+            # Which version is newest is known only once it is published.
+            routing_config=(
+                function.version.apply(lambda newest: _routing_config(stage.alias_weights(newest)))
+                if stage.canary_mode == "alias"
+                else None
+            ),
             opts=self._child_opts(),
         )
         canary = aws.lambda_.Alias(
@@ -370,7 +386,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
                     "stage_variable_overrides": stage.canary_variable_overrides,
                     "use_stage_cache": False,
                 }
-                if stage.canary_enabled
+                if stage.stage_canary
                 else None
             ),
             xray_tracing_enabled=True,
@@ -421,3 +437,116 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             opts=self._child_opts(),
         )
         return key.value
+
+    def _create_monitoring(
+        self,
+        stage: StagePlan,
+        function: aws.lambda_.Function,
+        rest_api: aws.apigateway.RestApi,
+    ) -> pulumi.Output[str]:
+        """The stage's alarms and dashboard; returns the dashboard's name."""
+        name = self._component_name
+        traffic = stage.traffic()
+        for definition in metrics.alarm_definitions(traffic, stage.alarm_thresholds):
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{stage.name}-{definition.suffix}-alarm",
+                name=metrics.alarm_name(name, stage.name, definition),
+                alarm_description=definition.description,
+                comparison_operator=definition.comparison,
+                threshold=definition.threshold,
+                evaluation_periods=definition.evaluation_periods,
+                datapoints_to_alarm=definition.datapoints_to_alarm,
+                treat_missing_data=definition.treat_missing_data,
+                alarm_actions=self._plan.alarm_actions or None,
+                **_alarm_metric_args(definition, _alarm_dimensions(definition, function)),
+                opts=self._child_opts(),
+            )
+        dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-{stage.name}-dashboard",
+            dashboard_name=metrics.dashboard_name(name, stage.name),
+            dashboard_body=pulumi.Output.all(
+                function.arn, rest_api.name, function.name, function.version
+            ).apply(
+                lambda values: json.dumps(
+                    metrics.dashboard_body(
+                        region=api_spec.arn_region(values[0]),
+                        api_name=values[1],
+                        stage=stage.name,
+                        function_name=values[2],
+                        newest_version=values[3],
+                        traffic=traffic,
+                    )
+                )
+            ),
+            opts=self._child_opts(),
+        )
+        return dashboard.dashboard_name
+
+
+def _inert_canary_warning(stage: StagePlan) -> str:
+    share = (
+        f"{stage.canary_percent}% of {stage.live_alias}'s invocations go to the newest version"
+        if stage.canary_mode == "alias"
+        else f"{stage.canary_percent}% of requests go to {stage.canary_alias}"
+    )
+    return (
+        f"stage {stage.name}: {share}, but with no stable version pinned the live alias "
+        "serves the newest version too; pin the live version to release a canary"
+    )
+
+
+def _routing_config(weights: dict[str, float]) -> aws.lambda_.AliasRoutingConfigArgs | None:
+    return (
+        aws.lambda_.AliasRoutingConfigArgs(additional_version_weights=weights) if weights else None
+    )
+
+
+def _alarm_dimensions(
+    definition: metrics.AlarmDefinition, function: aws.lambda_.Function
+) -> pulumi.Output[dict[str, str]]:
+    return pulumi.Output.all(function.name, function.version).apply(
+        lambda values: definition.dimensions(values[0], values[1])
+    )
+
+
+def _alarm_metric_args(
+    definition: metrics.AlarmDefinition, dimensions: pulumi.Output[dict[str, str]]
+) -> dict[str, Any]:
+    """What the alarm watches: one metric with its statistic, or metric math over several."""
+    first = definition.queries[0]
+    if len(definition.queries) == 1 and isinstance(first, metrics.MetricStat):
+        # Percentiles are extended statistics, which alone can ignore too few samples.
+        percentile = first.stat.startswith("p")
+        return {
+            "namespace": metrics.LAMBDA_NAMESPACE,
+            "metric_name": first.metric_name,
+            "dimensions": dimensions,
+            "period": definition.period,
+            "statistic": None if percentile else first.stat,
+            "extended_statistic": first.stat if percentile else None,
+            "evaluate_low_sample_count_percentiles": definition.low_sample_percentiles,
+        }
+    last = definition.queries[-1].id
+    return {
+        "metric_queries": [
+            {
+                "id": query.id,
+                "expression": query.expression,
+                "label": query.label,
+                "return_data": query.id == last,
+            }
+            if isinstance(query, metrics.Expression)
+            else {
+                "id": query.id,
+                "metric": {
+                    "namespace": metrics.LAMBDA_NAMESPACE,
+                    "metric_name": query.metric_name,
+                    "dimensions": dimensions,
+                    "period": definition.period,
+                    "stat": query.stat,
+                },
+                "return_data": query.id == last,
+            }
+            for query in definition.queries
+        ]
+    }

@@ -22,6 +22,8 @@ STAGE = "aws:apigateway/stage:Stage"
 INTEGRATION = "aws:apigateway/integration:Integration"
 METHOD = "aws:apigateway/method:Method"
 DEPLOYMENT = "aws:apigateway/deployment:Deployment"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
 DEV: StageArgs = {"name": "dev", "alias": "dev"}
 PROD: StageArgs = {"name": "prod", "alias": "prod", "canary_percent": 12.5, "stable_version": 3}
@@ -404,6 +406,21 @@ def test_bad_args_fail_clearly_and_register_nothing(
     assert mocks.graph.resources == {}
 
 
+@pytest.mark.parametrize("name", ["orders api", "orders.v2", "", "a" * 101])
+def test_a_name_cloudwatch_cannot_use_is_refused_before_any_resource(name: str) -> None:
+    mocks = start_mocks(PROJECT, "dev", {})
+    with pytest.raises(ConfigError, match=r"^name must be 1 to 100 letters"):
+        VersionedLambdaApi(name, api_args())
+    assert mocks.graph.resources == {}
+
+
+def test_the_longest_names_fit_cloudwatch() -> None:
+    longest: StageArgs = {"name": "s" * 128, "alias": "live"}
+    mocks = build(api_args(stages=[longest]), name="a" * 100)
+    names = [alarm.inputs["name"] for alarm in mocks.graph.of_type(ALARM)]
+    assert max(len(name) for name in names) <= 255
+
+
 def test_warns_when_a_canary_share_cannot_differ_from_live() -> None:
     inert: StageArgs = {"name": "prod", "alias": "prod", "canary_percent": 10}
     mocks = build(api_args(stages=[DEV, inert]))
@@ -416,3 +433,219 @@ def test_warns_when_a_canary_share_cannot_differ_from_live() -> None:
 
 def test_no_warning_when_the_live_version_is_pinned(built: RecordingMocks) -> None:
     assert built.messages == []
+
+
+# --- Alias mode: a weighted live alias splits the canary share ------------------------------
+
+ALIAS_PROD: StageArgs = {**PROD, "canary_mode": "alias"}
+
+
+def aliases_by_name(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
+    return {alias.inputs["name"]: alias.inputs for alias in mocks.graph.of_type(ALIAS)}
+
+
+def test_alias_mode_weights_the_newest_version_inside_the_live_alias() -> None:
+    mocks = build(api_args(stages=[DEV, ALIAS_PROD]), published_version=4)
+    aliases = aliases_by_name(mocks)
+    assert aliases["prod"]["functionVersion"] == "3"
+    assert aliases["prod"]["routingConfig"] == {"additionalVersionWeights": {"4": 0.125}}
+    # The stage-mode stage and the canary alias are untouched.
+    assert "routingConfig" not in aliases["dev"]
+    assert "routingConfig" not in aliases["prod-canary"]
+
+
+def test_alias_mode_sets_no_weight_once_the_newest_version_is_the_pinned_one() -> None:
+    mocks = build(api_args(stages=[ALIAS_PROD]), published_version=3)
+    assert "routingConfig" not in aliases_by_name(mocks)["prod"]
+
+
+def test_alias_mode_gives_the_stage_no_canary_and_api_gateway_only_the_live_alias() -> None:
+    mocks = build(api_args(stages=[DEV, ALIAS_PROD]))
+    stages = {r.inputs["stageName"]: r.inputs for r in mocks.graph.of_type(STAGE)}
+    assert "canarySettings" not in stages["prod"]
+    assert stages["prod"]["variables"] == {"lambdaAlias": "prod"}
+    granted = {
+        (p.inputs["qualifier"], p.inputs["sourceArn"].split("/")[1])
+        for p in mocks.graph.of_type(PERMISSION)
+    }
+    assert granted == {("dev", "dev"), ("prod", "prod")}
+    assert len(mocks.graph.of_type(PERMISSION)) == 2 * 3
+
+
+def test_alias_mode_without_a_pinned_version_warns_and_splits_nothing() -> None:
+    unpinned: StageArgs = {"name": "prod", "alias": "prod", "canary_percent": 10}
+    mocks = build(api_args(stages=[{**unpinned, "canary_mode": "alias"}]), published_version=4)
+    assert "routingConfig" not in aliases_by_name(mocks)["prod"]
+    ((level, message),) = mocks.messages
+    assert level == "warning"
+    assert message == (
+        "stage prod: 10.0% of prod's invocations go to the newest version, but with no stable "
+        "version pinned the live alias serves the newest version too; pin the live version to "
+        "release a canary"
+    )
+
+
+# --- Alarms and dashboards ------------------------------------------------------------------
+
+
+def alarms(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
+    return {alarm.inputs["name"]: alarm.inputs for alarm in mocks.graph.of_type(ALARM)}
+
+
+def metric_dimensions(alarm: dict[str, Any]) -> list[dict[str, str]]:
+    """The dimensions of every metric an alarm reads, single metric or metric math."""
+    if "metricQueries" not in alarm:
+        return [alarm["dimensions"]]
+    return [q["metric"]["dimensions"] for q in alarm["metricQueries"] if "metric" in q]
+
+
+def test_each_stage_has_error_rate_duration_and_throttle_alarms_per_role(
+    built: RecordingMocks,
+) -> None:
+    function = built.graph.one(FUNCTION).outputs["name"]
+    found = alarms(built)
+    assert set(found) == {
+        f"api-{stage}-{role}-{kind}"
+        for stage in ("dev", "prod")
+        for role in ("live", "canary")
+        for kind in ("error-rate", "p99-duration", "throttles")
+    }
+    for name, alarm in found.items():
+        stage, role = name.split("-")[1:3]
+        alias = stage if role == "live" else f"{stage}-canary"
+        assert metric_dimensions(alarm), name
+        for dimensions in metric_dimensions(alarm):
+            assert dimensions == {"FunctionName": function, "Resource": f"{function}:{alias}"}
+        assert alarm["treatMissingData"] == "notBreaching"
+        assert "alarmActions" not in alarm
+
+
+def test_error_rate_alarm_ignores_periods_with_few_invocations(built: RecordingMocks) -> None:
+    alarm = alarms(built)["api-prod-canary-error-rate"]
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert {q: queries[q]["metric"]["metricName"] for q in ("errors", "invocations")} == {
+        "errors": "Errors",
+        "invocations": "Invocations",
+    }
+    assert queries["rate"]["expression"] == "100 * errors / invocations"
+    assert queries["guarded_rate"]["expression"] == "IF(invocations >= 20, rate, 0)"
+    assert [q["id"] for q in alarm["metricQueries"] if q["returnData"]] == ["guarded_rate"]
+    assert (alarm["threshold"], alarm["comparisonOperator"]) == (1, "GreaterThanThreshold")
+    assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (3, 2)
+
+
+def test_duration_and_throttle_alarms_read_one_statistic(built: RecordingMocks) -> None:
+    found = alarms(built)
+    duration = found["api-prod-live-p99-duration"]
+    assert (duration["metricName"], duration["extendedStatistic"]) == ("Duration", "p99")
+    assert "statistic" not in duration
+    assert duration["evaluateLowSampleCountPercentiles"] == "ignore"
+    # 80% of the default 10 s timeout.
+    assert duration["threshold"] == 8000
+    throttles = found["api-prod-canary-throttles"]
+    assert (throttles["metricName"], throttles["statistic"]) == ("Throttles", "Sum")
+    assert (throttles["threshold"], throttles["comparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert throttles["namespace"] == duration["namespace"] == "AWS/Lambda"
+
+
+def test_alarm_thresholds_follow_the_stage_and_the_timeout() -> None:
+    strict: StageArgs = {**PROD, "alarm_error_rate_percent": 0.5, "alarm_p99_duration_ms": 900}
+    found = alarms(build(api_args(stages=[DEV, strict], timeout=3)))
+    assert found["api-prod-live-error-rate"]["threshold"] == 0.5
+    assert found["api-prod-canary-p99-duration"]["threshold"] == 900
+    assert found["api-dev-canary-error-rate"]["threshold"] == 1
+    assert found["api-dev-live-p99-duration"]["threshold"] == 2400
+
+
+def test_alias_mode_alarms_tell_the_versions_apart_inside_the_live_alias() -> None:
+    mocks = build(api_args(stages=[ALIAS_PROD]), published_version=4)
+    function = mocks.graph.one(FUNCTION).outputs["name"]
+    found = alarms(mocks)
+    alias = {"FunctionName": function, "Resource": f"{function}:prod"}
+    for kind in ("error-rate", "p99-duration"):
+        assert metric_dimensions(found[f"api-prod-live-{kind}"])[0] == {
+            **alias,
+            "ExecutedVersion": "3",
+        }
+        assert metric_dimensions(found[f"api-prod-canary-{kind}"])[0] == {
+            **alias,
+            "ExecutedVersion": "4",
+        }
+    assert metric_dimensions(found["api-prod-live-throttles"]) == [alias]
+    assert "api-prod-canary-throttles" not in found
+
+
+def test_alarm_actions_reach_every_alarm() -> None:
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:pager"
+    mocks = build(api_args(alarm_actions=[topic]))
+    assert {tuple(alarm["alarmActions"]) for alarm in alarms(mocks).values()} == {(topic,)}
+
+
+def dashboard_metrics(widget: dict[str, Any]) -> list[dict[str, str]]:
+    """Each metric of a widget as {namespace, metric, dimension: value, ...}."""
+    found = []
+    for row in widget["properties"]["metrics"]:
+        names = [part for part in row if isinstance(part, str)]
+        if names:
+            found.append(
+                {
+                    "namespace": names[0],
+                    "metric": names[1],
+                    **dict(zip(names[2::2], names[3::2], strict=True)),
+                }
+            )
+    return found
+
+
+def test_each_stage_has_a_dashboard_with_live_and_canary_side_by_side(
+    built: RecordingMocks,
+) -> None:
+    function = built.graph.one(FUNCTION).outputs["name"]
+    api_name = built.graph.one("aws:apigateway/restApi:RestApi").outputs["name"]
+    dashboards = {d.inputs["dashboardName"]: d for d in built.graph.of_type(DASHBOARD)}
+    assert set(dashboards) == {"api-dev", "api-prod"}
+    widgets = json.loads(dashboards["api-prod"].inputs["dashboardBody"])["widgets"]
+    for widget in widgets:
+        assert widget["properties"]["region"] == REGION
+        for metric in dashboard_metrics(widget):
+            if metric["namespace"] == "AWS/ApiGateway":
+                assert (metric["ApiName"], metric["Stage"]) == (api_name, "prod")
+            else:
+                assert metric["FunctionName"] == function
+                alias = "prod" if widget["x"] == 0 else "prod-canary"
+                assert metric["Resource"] == f"{function}:{alias}"
+    columns = {w["x"] for w in widgets if "Lambda" in json.dumps(w)}
+    assert columns == {0, 12}
+
+
+def test_two_instances_name_their_alarms_and_dashboards_apart() -> None:
+    mocks = start_mocks(PROJECT, "dev", {})
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        first = VersionedLambdaApi("orders", api_args())
+        second = VersionedLambdaApi("billing", api_args())
+        return pulumi.Output.all(first.dashboard_names, second.dashboard_names)
+
+    program()
+    names = [alarm.inputs["name"] for alarm in mocks.graph.of_type(ALARM)]
+    assert len(names) == len(set(names)) == 2 * 2 * 6
+    assert sorted(d.inputs["dashboardName"] for d in mocks.graph.of_type(DASHBOARD)) == [
+        "billing-dev",
+        "billing-prod",
+        "orders-dev",
+        "orders-prod",
+    ]
+
+
+def test_dashboard_names_are_an_output_per_stage() -> None:
+    seen: dict[str, Any] = {}
+
+    def check(api: VersionedLambdaApi) -> pulumi.Output[Any]:
+        return api.dashboard_names.apply(seen.update)
+
+    build(api_args(), check=check)
+    assert seen == {"dev": "api-dev", "prod": "api-prod"}

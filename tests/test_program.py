@@ -8,12 +8,16 @@ import re
 import pytest
 
 from components import ConfigError
+from components.routing import RouteShare, routing_table
 from components.testing import ProgramRun, execute_program, start_program_mocks
 from tests.conftest import ROOT, run_stack
 
 TABLE = "aws:dynamodb/table:Table"
 PERMISSION = "aws:lambda/permission:Permission"
 STAGE = "aws:apigateway/stage:Stage"
+ALIAS = "aws:lambda/alias:Alias"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
 
 @pytest.fixture
@@ -87,13 +91,17 @@ def test_exports(stack: str, expected: dict[str, object]) -> None:
     api_id = run.graph.one("aws:apigateway/restApi:RestApi").id
     table = run.graph.one(TABLE).outputs["name"]
     key = run.graph.one("aws:apigateway/apiKey:ApiKey").outputs["value"]
+    function = run.graph.one("aws:lambda/function:Function").outputs["name"]
     assert run.exports == {
         **expected,
+        "functionName": function,
+        "restApiId": api_id,
         "url": f"https://{api_id}.execute-api.us-east-1.amazonaws.com/{stack}/events",
         "liveVersion": "1",
         "canaryVersion": "1",
         "tableName": table,
         "apiKey": key,
+        "dashboard": f"event-logger-{stack}",
     }
     assert run.secret_exports == {"apiKey"}
 
@@ -106,6 +114,74 @@ def test_pinned_stable_version_keeps_live_while_the_canary_gets_the_newest() -> 
     }
     assert aliases == {"prod": "3", "prod-canary": "4"}
     assert (run.exports["liveVersion"], run.exports["canaryVersion"]) == ("3", "4")
+
+
+def test_alias_mode_shows_the_weights_inside_the_live_alias_in_the_routing_table() -> None:
+    """What `python -m components.plan --stack prod --set canaryMode=alias --set
+    stableVersion=3` prints as the routing table."""
+    run = run_stack("prod", {"canaryMode": "alias", "stableVersion": "3"}, published_version=4)
+    assert routing_table(run.graph) == [
+        RouteShare("prod", "live", 100.0, "prod", "3", newest=False, weights={"4": 0.1})
+    ]
+    stage = run.graph.one(STAGE).inputs
+    assert "canarySettings" not in stage
+    assert granted(run) == {("prod", "GET"), ("prod", "POST")}
+    assert not [f for f in run.findings() if f.severity == "error"]
+    assert run.messages == []
+
+
+def test_alias_mode_without_a_pinned_version_splits_nothing_and_says_so() -> None:
+    run = run_stack("prod", {"canaryMode": "alias"}, published_version=4)
+    assert routing_table(run.graph) == [
+        RouteShare("prod", "live", 100.0, "prod", "4", newest=True, weights={})
+    ]
+    ((level, message),) = run.messages
+    assert level == "warning"
+    assert "10.0% of prod's invocations go to the newest version" in message
+    assert "no stable version pinned" in message
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_stack_watches_its_live_and_canary_traffic(stack: str) -> None:
+    run = run_stack(stack, {"stableVersion": "3"}, published_version=4)
+    function = run.graph.one("aws:lambda/function:Function").outputs["name"]
+    alarms = {a.inputs["name"]: a.inputs for a in run.graph.of_type(ALARM)}
+    assert set(alarms) == {
+        f"event-logger-{stack}-{role}-{kind}"
+        for role in ("live", "canary")
+        for kind in ("error-rate", "p99-duration", "throttles")
+    }
+    canary = alarms[f"event-logger-{stack}-canary-p99-duration"]
+    assert canary["dimensions"] == {
+        "FunctionName": function,
+        "Resource": f"{function}:{stack}-canary",
+    }
+    # 80% of the default 10 s timeout.
+    assert canary["threshold"] == 8000
+    dashboard = run.graph.one(DASHBOARD).inputs
+    assert dashboard["dashboardName"] == f"event-logger-{stack}"
+    assert f"{function}:{stack}-canary" in dashboard["dashboardBody"]
+
+
+def test_alias_mode_watches_the_canary_as_the_newest_version_of_the_live_alias() -> None:
+    run = run_stack(
+        "prod",
+        {"canaryMode": "alias", "stableVersion": "3", "alarmErrorRatePercent": "2.5"},
+        published_version=4,
+    )
+    function = run.graph.one("aws:lambda/function:Function").outputs["name"]
+    alarms = {a.inputs["name"]: a.inputs for a in run.graph.of_type(ALARM)}
+    canary = alarms["event-logger-prod-canary-p99-duration"]
+    assert canary["dimensions"] == {
+        "FunctionName": function,
+        "Resource": f"{function}:prod",
+        "ExecutedVersion": "4",
+    }
+    assert alarms["event-logger-prod-live-error-rate"]["threshold"] == 2.5
+    # The one alias invoked has one throttles alarm.
+    assert [name for name in alarms if name.endswith("throttles")] == [
+        "event-logger-prod-live-throttles"
+    ]
 
 
 def test_events_table_is_durable_encrypted_and_expires_idempotency_records(
@@ -161,6 +237,13 @@ def test_nothing_is_open_to_the_internet(prod: ProgramRun) -> None:
         ({"stableVersion": "$LATEST"}, "event-logger:stableVersion must be a published version"),
         ({"stableVersion": "0"}, "event-logger:stableVersion must be a published version"),
         ({"canaryAlias": "prod"}, "event-logger:canaryAlias must differ from the live alias"),
+        ({"canaryMode": "lambda"}, "event-logger:canaryMode must be 'stage' or 'alias'"),
+        ({"alarmErrorRatePercent": "0"}, "event-logger:alarmErrorRatePercent must be a percentage"),
+        (
+            {"timeoutSeconds": "5", "alarmP99DurationMs": "5000"},
+            "event-logger:alarmP99DurationMs must be a number of milliseconds above 0 and below "
+            "the function's timeout (5000 ms)",
+        ),
     ],
 )
 def test_bad_stack_config_fails_by_key_before_any_resource(

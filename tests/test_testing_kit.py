@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from components import ConfigError
-from components.testing import execute_program, run_program, stack_config, start_program_mocks
+from components.testing import (
+    ACCOUNT,
+    REGION,
+    execute_program,
+    run_program,
+    stack_config,
+    start_program_mocks,
+)
 from tests.conftest import ROOT
 
 CONSUMER_MAIN = """
@@ -106,3 +113,18 @@ def test_a_failing_program_leaves_the_graph_to_inspect() -> None:
 def test_a_missing_stack_file_is_named(consumer: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"Pulumi\.staging\.yaml does not exist"):
         run_program(consumer, "staging")
+
+
+def test_alarms_and_dashboards_get_the_arns_aws_would_give_them() -> None:
+    run = run_program(ROOT, "prod")
+    alarms = run.graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarms
+    for alarm in alarms:
+        name = alarm.inputs["name"]
+        assert alarm.id == name
+        assert alarm.outputs["arn"] == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+    dashboard = run.graph.one("aws:cloudwatch/dashboard:Dashboard")
+    assert dashboard.id == "event-logger-prod"
+    assert dashboard.outputs["dashboardArn"] == (
+        f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/event-logger-prod"
+    )

@@ -8,14 +8,24 @@ import pulumi
 import pytest
 import yaml
 
+from components import args as component_args
 from components import stack_config, validation
-from components.args import StageArgs, StagePlan, VersionedLambdaApiArgs, parse_args, parse_stage
+from components.args import (
+    CanaryMode,
+    StageArgs,
+    StagePlan,
+    VersionedLambdaApiArgs,
+    parse_args,
+    parse_stage,
+)
+from components.metrics import AlarmThresholds, Traffic
 from components.testing import stack_config as cli_stack_config
 from components.validation import ConfigError
 from tests.conftest import ROOT
 
 KEY = "stages[3].some_key"
 LONGEST_ALIAS = "a" * 128
+TOPIC = "arn:aws:sns:us-east-1:123456789012:pager"
 
 
 def test_config_error_is_a_pulumi_run_error() -> None:
@@ -216,6 +226,51 @@ def test_iam_actions_refuses_an_empty_list() -> None:
     assert KEY in str(raised.value)
 
 
+# --- canary_mode and the alarm thresholds -------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["stage", "alias"])
+def test_canary_mode_accepts_stage_and_alias(value: str) -> None:
+    assert component_args.canary_mode(value, KEY) == value
+
+
+@pytest.mark.parametrize("value", ["", "Stage", "ALIAS", "lambda", "weighted", " alias"])
+def test_canary_mode_refuses_anything_else_listing_the_modes(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        component_args.canary_mode(value, KEY)
+    assert str(raised.value) == f"{KEY} must be 'stage' or 'alias', got {value!r}"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(1, 1.0), ("0.5", 0.5), (100, 100.0), ("0.01", 0.01)]
+)
+def test_alarm_error_rate_accepts_percentages_above_0(value: str | float, expected: float) -> None:
+    assert component_args.alarm_error_rate_percent(value, KEY) == expected
+
+
+@pytest.mark.parametrize("value", [0, "0", -1, 100.01, "150", "abc", "", "nan", "inf", True])
+def test_alarm_error_rate_refuses_0_and_above_100(value: str | float) -> None:
+    with pytest.raises(ConfigError, match="percentage above 0 and at most 100") as raised:
+        component_args.alarm_error_rate_percent(value, KEY)
+    assert str(raised.value).startswith(f"{KEY} ")
+    assert repr(value) in str(raised.value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1, 1.0), ("9999.5", 9999.5), (250, 250.0)])
+def test_alarm_p99_duration_accepts_values_below_the_timeout(
+    value: str | float, expected: float
+) -> None:
+    assert component_args.alarm_p99_duration_ms(value, KEY, 10) == expected
+
+
+@pytest.mark.parametrize("value", [0, -5, 10000, "10000", 12000, "abc", "inf", True])
+def test_alarm_p99_duration_refuses_what_could_never_or_always_fire(value: str | float) -> None:
+    with pytest.raises(ConfigError, match=r"below the function's timeout \(10000 ms\)") as raised:
+        component_args.alarm_p99_duration_ms(value, KEY, 10)
+    assert str(raised.value).startswith(f"{KEY} ")
+    assert repr(value) in str(raised.value)
+
+
 # --- integer_in_range, positive_number, one_of -------------------------------------------------
 
 
@@ -287,6 +342,7 @@ def test_parse_args_fills_in_the_documented_defaults() -> None:
     assert plan.log_retention_days == 30
     assert plan.api_key_required is True
     assert plan.policy_statements == []
+    assert plan.alarm_actions == []
     assert [(route.path, route.method) for route in plan.routes] == [
         ("events", "POST"),
         ("events", "GET"),
@@ -300,6 +356,8 @@ def test_parse_args_fills_in_the_documented_defaults() -> None:
             stable_version=None,
             throttle_rate_limit=50,
             throttle_burst_limit=100,
+            canary_mode="stage",
+            alarm_thresholds=AlarmThresholds(error_rate_percent=1, p99_duration_ms=8000),
         )
     ]
 
@@ -319,6 +377,9 @@ def test_parse_args_keeps_given_values() -> None:
                     "canary_alias": "prod-next",
                     "throttle_rate_limit": 7.5,
                     "throttle_burst_limit": 20,
+                    "canary_mode": "alias",
+                    "alarm_error_rate_percent": 2.5,
+                    "alarm_p99_duration_ms": 28999,
                 },
             ],
             runtime="python3.12",
@@ -327,6 +388,7 @@ def test_parse_args_keeps_given_values() -> None:
             log_retention_days=3653,
             api_key_required=False,
             policy_statements=statements,
+            alarm_actions=[TOPIC],
         )
     )
     assert [(route.path, route.method) for route in plan.routes] == [("events/{id}", "GET")]
@@ -338,10 +400,15 @@ def test_parse_args_keeps_given_values() -> None:
         stable_version=3,
         throttle_rate_limit=7.5,
         throttle_burst_limit=20,
+        canary_mode="alias",
+        alarm_thresholds=AlarmThresholds(error_rate_percent=2.5, p99_duration_ms=28999),
     )
+    # The duration alarm's default follows the function's timeout.
+    assert plan.stages[0].alarm_thresholds.p99_duration_ms == 29000 * 0.8
     assert (plan.runtime, plan.memory_size, plan.timeout) == ("python3.12", 10240, 29)
     assert (plan.log_retention_days, plan.api_key_required) == (3653, False)
     assert plan.policy_statements == statements
+    assert plan.alarm_actions == [TOPIC]
 
 
 PROD_STAGE: dict[str, Any] = {"name": "prod", "alias": "prod"}
@@ -375,6 +442,21 @@ PROD_STAGE: dict[str, Any] = {"name": "prod", "alias": "prod"}
         ({"timeout": 30}, "timeout"),
         ({"timeout": 0}, "timeout"),
         ({"log_retention_days": 2}, "log_retention_days"),
+        ({"stages": [{**PROD_STAGE, "canary_mode": "lambda"}]}, "stages[0].canary_mode"),
+        ({"stages": [{**PROD_STAGE, "canary_mode": "Alias"}]}, "stages[0].canary_mode"),
+        ({"stages": [{**PROD_STAGE, "alarm_error_rate_percent": 0}]},
+         "stages[0].alarm_error_rate_percent"),
+        ({"stages": [{**PROD_STAGE, "alarm_error_rate_percent": 100.5}]},
+         "stages[0].alarm_error_rate_percent"),
+        ({"stages": [{**PROD_STAGE, "alarm_p99_duration_ms": 10000}]},
+         "stages[0].alarm_p99_duration_ms"),
+        ({"timeout": 5, "stages": [{**PROD_STAGE, "alarm_p99_duration_ms": 6000}]},
+         "stages[0].alarm_p99_duration_ms"),
+        ({"stages": [{**PROD_STAGE, "alarm_p99_duration_ms": -1}]},
+         "stages[0].alarm_p99_duration_ms"),
+        ({"alarm_actions": TOPIC}, "alarm_actions"),
+        ({"alarm_actions": [TOPIC, "pager"]}, "alarm_actions[1]"),
+        ({"alarm_actions": [None]}, "alarm_actions[0]"),
     ],
 )  # fmt: skip
 def test_parse_args_reports_an_invalid_field_by_its_path(
@@ -383,6 +465,11 @@ def test_parse_args_reports_an_invalid_field_by_its_path(
     with pytest.raises(ConfigError) as raised:
         parse_args(valid_args(**overrides))
     assert str(raised.value).startswith(f"{key} ")
+
+
+def test_alarm_actions_may_be_outputs_known_only_at_deploy_time() -> None:
+    topic = pulumi.Output.from_input(TOPIC)
+    assert parse_args(valid_args(alarm_actions=[topic])).alarm_actions == [topic]
 
 
 @pytest.mark.parametrize(
@@ -477,6 +564,73 @@ def test_stage_reaches_its_canary_alias_only_when_it_gets_traffic(
     assert stage.reachable_aliases() == expected
 
 
+@pytest.mark.parametrize("percent", [0, 10, 100])
+def test_a_weighted_live_alias_leaves_the_stage_only_the_live_alias_to_reach(
+    percent: float,
+) -> None:
+    stage = parse_stage(
+        {"name": "prod", "alias": "prod", "canary_percent": percent, "canary_mode": "alias"},
+        "stages[0]",
+    )
+    assert stage.stage_canary is False
+    assert stage.reachable_aliases() == {"live": "prod"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "percent", "stable", "newest", "weights"),
+    [
+        ("alias", 10, 3, "4", {"4": 0.1}),
+        ("alias", 12.5, 3, "7", {"7": 0.125}),
+        ("alias", 100, 3, "4", {"4": 1.0}),
+        # Lambda refuses a weight for the alias' own version.
+        ("alias", 10, 4, "4", {}),
+        # Without a pinned version the alias follows the newest: nothing to split.
+        ("alias", 10, None, "4", {}),
+        ("alias", 0, 3, "4", {}),
+        # A stage canary leaves the live alias on one version.
+        ("stage", 10, 3, "4", {}),
+    ],
+)
+def test_alias_weights_send_the_canary_share_to_the_newest_version_only_when_it_differs(
+    mode: CanaryMode,
+    percent: float,
+    stable: int | None,
+    newest: str,
+    weights: dict[str, float],
+) -> None:
+    args: StageArgs = {
+        "name": "prod",
+        "alias": "prod",
+        "canary_percent": percent,
+        "canary_mode": mode,
+    }
+    if stable is not None:
+        args["stable_version"] = stable
+    assert parse_stage(args, "stages[0]").alias_weights(newest) == weights
+
+
+@pytest.mark.parametrize(
+    ("mode", "stable", "expected"),
+    [
+        ("stage", 3, (Traffic("live", "prod"), Traffic("canary", "prod-canary"))),
+        ("alias", 3, (Traffic("live", "prod", 3), Traffic("canary", "prod", "newest"))),
+        ("alias", None, (Traffic("live", "prod"), Traffic("canary", "prod", "newest"))),
+    ],
+)
+def test_stage_traffic_follows_who_splits_the_canary_share(
+    mode: CanaryMode, stable: int | None, expected: tuple[Traffic, Traffic]
+) -> None:
+    args: StageArgs = {
+        "name": "prod",
+        "alias": "prod",
+        "canary_percent": 10,
+        "canary_mode": mode,
+    }
+    if stable is not None:
+        args["stable_version"] = stable
+    assert parse_stage(args, "stages[0]").traffic() == expected
+
+
 def test_stage_variables_name_the_live_and_canary_alias_under_lambda_alias() -> None:
     stage = parse_stage(
         {"name": "prod", "alias": "prod", "canary_alias": "next", "canary_percent": 10}, "s"
@@ -540,6 +694,13 @@ def test_missing_required_key_is_named_with_how_to_set_it(
         ("stageName", "a b", "1 to 128 letters, digits, '-' or '_'"),
         ("throttleBurstLimit", "0", "1 to 5000"),
         ("throttleRateLimit", "0", "above 0"),
+        ("canaryMode", "weighted", "'stage' or 'alias'"),
+        ("canaryMode", "Alias", "'stage' or 'alias'"),
+        ("alarmErrorRatePercent", "0", "above 0 and at most 100"),
+        ("alarmErrorRatePercent", "101", "above 0 and at most 100"),
+        ("alarmErrorRatePercent", "one", "above 0 and at most 100"),
+        ("alarmP99DurationMs", "10000", "below the function's timeout (10000 ms)"),
+        ("alarmP99DurationMs", "fast", "below the function's timeout (10000 ms)"),
     ],
 )
 def test_invalid_stack_config_names_the_namespaced_key_and_what_is_allowed(
@@ -562,6 +723,8 @@ def test_stack_config_with_only_required_keys_uses_the_defaults() -> None:
         "canary_percent": 12.5,
         "throttle_rate_limit": 50.0,
         "throttle_burst_limit": 100,
+        "canary_mode": "stage",
+        "alarm_error_rate_percent": 1.0,
     }
     assert settings.memory_mb == 256
     assert settings.timeout_seconds == 10
@@ -572,11 +735,20 @@ def test_stack_config_with_only_required_keys_uses_the_defaults() -> None:
 def test_stack_config_empty_defaults_mean_derived_values() -> None:
     """The CLI passes Pulumi.yaml's empty defaults as empty strings."""
     settings = load(
-        {**REQUIRED_ONLY, "stableVersion": "", "canaryAlias": "", "stageName": ""}, stack="prod"
+        {
+            **REQUIRED_ONLY,
+            "stableVersion": "",
+            "canaryAlias": "",
+            "stageName": "",
+            "alarmP99DurationMs": "",
+        },
+        stack="prod",
     )
     assert settings.stage["name"] == "prod"
     assert settings.stage["canary_alias"] == "prod-canary"
     assert "stable_version" not in settings.stage
+    # The component derives it from the function's timeout.
+    assert "alarm_p99_duration_ms" not in settings.stage
 
 
 def test_stack_config_maps_every_key_into_the_stage_and_settings() -> None:
@@ -593,6 +765,9 @@ def test_stack_config_maps_every_key_into_the_stage_and_settings() -> None:
             "apiKeyRequired": "false",
             "throttleRateLimit": "12.5",
             "throttleBurstLimit": "200",
+            "canaryMode": "alias",
+            "alarmErrorRatePercent": "2.5",
+            "alarmP99DurationMs": "20000",
         },
         stack="prod",
     )
@@ -604,12 +779,28 @@ def test_stack_config_maps_every_key_into_the_stage_and_settings() -> None:
         "stable_version": 3,
         "throttle_rate_limit": 12.5,
         "throttle_burst_limit": 200,
+        "canary_mode": "alias",
+        "alarm_error_rate_percent": 2.5,
+        "alarm_p99_duration_ms": 20000.0,
     }
     assert (settings.memory_mb, settings.timeout_seconds) == (512, 29)
     assert (settings.log_retention_days, settings.api_key_required) == (90, False)
     # What the stack config produces is valid component input.
-    plan = parse_stage(settings.stage, "stages[0]")
-    assert plan.reachable_aliases() == {"live": "live", "canary": "next"}
+    plan = parse_stage(settings.stage, "stages[0]", settings.timeout_seconds)
+    assert plan.reachable_aliases() == {"live": "live"}
+    assert plan.alias_weights("4") == {"4": 0.005}
+    assert plan.alarm_thresholds == AlarmThresholds(error_rate_percent=2.5, p99_duration_ms=20000)
+
+
+def test_stack_config_bounds_the_duration_alarm_by_the_configured_timeout() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({**REQUIRED_ONLY, "timeoutSeconds": "5", "alarmP99DurationMs": "6000"})
+    assert str(raised.value) == (
+        "event-logger:alarmP99DurationMs must be a number of milliseconds above 0 and below "
+        "the function's timeout (5000 ms), got '6000'"
+    )
+    settings = load({**REQUIRED_ONLY, "timeoutSeconds": "29", "alarmP99DurationMs": "28000"})
+    assert settings.stage["alarm_p99_duration_ms"] == 28000
 
 
 def project_config() -> dict[str, dict[str, Any]]:
@@ -687,6 +878,20 @@ def test_api_key_required_must_be_a_real_boolean(value: object) -> None:
         ({"name": "prod", "alias": "prod", "canary_percent": 10}, True),
         ({"name": "prod", "alias": "prod", "canary_percent": 10, "stable_version": 3}, False),
         ({"name": "prod", "alias": "prod", "canary_percent": 0}, False),
+        # A weighted alias without a pinned version has no second version to weigh: accepted
+        # (the component warns, as for a stage canary) rather than refused, so that switching
+        # canaryMode never breaks a stack that has not pinned a version yet.
+        ({"name": "prod", "alias": "prod", "canary_percent": 10, "canary_mode": "alias"}, True),
+        (
+            {
+                "name": "prod",
+                "alias": "prod",
+                "canary_percent": 10,
+                "canary_mode": "alias",
+                "stable_version": 3,
+            },
+            False,
+        ),
     ],
 )
 def test_a_canary_without_a_pinned_live_version_is_inert(stage: StageArgs, inert: bool) -> None:
