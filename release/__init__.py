@@ -1,0 +1,1 @@
+"""The release tool: watch a canary, judge it, promote or roll back."""
