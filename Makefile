@@ -37,8 +37,19 @@ unit: $(BIN)/.installed
 plan: $(BIN)/.installed
 	@$(BIN)/python -m components.plan --stack $(STACK)
 
-bench: $(BIN)/.installed
+$(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
+	@touch $@
+
+# QUICK=1 runs the canary benchmark's quick mode (under a minute).
+bench: $(BIN)/.bench-installed
 	@$(BIN)/python bench/plan_speed.py
+	@$(BIN)/python bench/canary_bench.py $(if $(QUICK),--quick)
+
+# The release tool, e.g. `make release-status STACK=prod`, `make release-watch STACK=prod`;
+# ARGS passes options through (ARGS=--no-apply to only edit the stack file).
+release-%: $(BIN)/.installed
+	@$(BIN)/python -m release $* --stack $(STACK) $(ARGS)
 
 # Use the configured backend (PULUMI_BACKEND_URL or `pulumi login`); otherwise keep state locally,
 # so no Pulumi Cloud account is needed.

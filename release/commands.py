@@ -1,0 +1,243 @@
+"""The release steps: start, advance, promote, roll back, status and watch.
+
+Every step changes the stack only through its config file and then applies that file with
+the Automation API (unless ``--no-apply``), so the deployed state never drifts from the code.
+Rollback first stops the canary directly through AWS, so it takes effect in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from components.metrics import Role, stage_traffic
+from components.stack_config import DEFAULTS
+from release import aws
+from release.config_file import StackConfigFile
+from release.deploy import Deployer
+from release.judge import JudgeConfig, Verdict, judge
+
+DEFAULT_STEPS = (10.0, 25.0, 50.0)
+
+
+class ReleaseError(Exception):
+    """A step that cannot be taken in the stack's current state."""
+
+
+@dataclass
+class AwsClients:
+    """The AWS clients a release uses, created by the caller (real, moto or stubbed)."""
+
+    cloudwatch: Any
+    apigateway: Any
+    lambda_: Any
+
+
+@dataclass
+class Release:
+    """One stack's release, driven through its config file."""
+
+    config: StackConfigFile
+    deployer: Deployer
+    apply: bool = True
+    steps: Sequence[float] = DEFAULT_STEPS
+    out: Callable[[str], None] = print
+    judge_config: JudgeConfig = field(default_factory=JudgeConfig)
+    latency_threshold_ms: float = 1000.0
+
+    # --- state -------------------------------------------------------------------------
+
+    def _outputs(self) -> dict[str, Any]:
+        outputs = self.deployer.outputs()
+        missing = {"functionName", "liveAlias", "canaryAlias", "liveVersion", "canaryVersion"}
+        missing -= outputs.keys()
+        if missing:
+            raise ReleaseError(
+                f"the stack has no outputs {sorted(missing)}: deploy it first ('make up')"
+            )
+        return outputs
+
+    def _percent(self) -> float:
+        return float(self.config.get("canaryPercent") or 0)
+
+    def _alias_mode(self) -> bool:
+        """Whether the live alias itself splits off the canary share (Lambda weights)."""
+        return (self.config.get("canaryMode") or DEFAULTS["canaryMode"]) == "alias"
+
+    def _traffic_dimensions(self, outputs: dict[str, Any]) -> dict[Role, dict[str, str]]:
+        """The Lambda metric dimensions of the live and the canary side of the stage."""
+        sides = stage_traffic(
+            str(outputs["liveAlias"]),
+            str(outputs["canaryAlias"]),
+            weighted=self._alias_mode(),
+            stable_version=int(outputs["liveVersion"]),
+        )
+        newest = str(outputs["canaryVersion"])
+        return {side.role: side.dimensions(str(outputs["functionName"]), newest) for side in sides}
+
+    def _commit(self, summary: str) -> None:
+        self.config.save()
+        self.out(f"{self.config.path.name}: {summary}")
+        if not self.apply:
+            self.out("--no-apply: review the change, then deploy it with 'make up'")
+            return
+        self.out("applying with pulumi up ...")
+        self.deployer.up(self.out)
+
+    # --- steps -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Pin the live version, so the next deploy's new version becomes the canary."""
+        live = str(self._outputs()["liveVersion"])
+        if not self.config.set("stableVersion", live):
+            raise ReleaseError(f"stableVersion is already {live}: the release has started")
+        self._commit(f"stableVersion pinned to {live}; deploy new code to start the canary")
+
+    def advance(self) -> float:
+        """Move the canary's share to the next step of the schedule."""
+        current = self._percent()
+        following = [step for step in self.steps if step > current]
+        if not following:
+            raise ReleaseError(
+                f"canaryPercent is {current:g}, at or past the last step "
+                f"({self.steps[-1]:g}): promote instead"
+            )
+        self.config.set("canaryPercent", f"{following[0]:g}")
+        self._commit(f"canaryPercent {current:g} -> {following[0]:g}")
+        return following[0]
+
+    def promote(self) -> None:
+        """Pin the canary's version as stable; the next release starts at the first step."""
+        outputs = self._outputs()
+        canary, live = str(outputs["canaryVersion"]), str(outputs["liveVersion"])
+        if canary == live:
+            raise ReleaseError(f"the canary serves v{canary}, as live does: nothing to promote")
+        self.config.set("stableVersion", canary)
+        self.config.set("canaryPercent", f"{self.steps[0]:g}")
+        self._commit(
+            f"stableVersion v{live} -> v{canary}; canaryPercent reset to {self.steps[0]:g}"
+        )
+
+    def rollback(self, clients: AwsClients | None) -> None:
+        """Send no traffic to the canary: at once through AWS, then in the config file."""
+        if self.apply:
+            if clients is None:
+                raise ReleaseError("rolling back needs AWS clients")
+            self._stop_canary_now(clients)
+        self.config.set("canaryPercent", "0")
+        self._commit("canaryPercent -> 0 (rolled back)")
+
+    def _stop_canary_now(self, clients: AwsClients) -> None:
+        outputs = self._outputs()
+        if self._alias_mode():
+            aws.stop_alias_canary(clients.lambda_, outputs["functionName"], outputs["liveAlias"])
+            self.out(f"alias {outputs['liveAlias']} now sends everything to its own version")
+        else:
+            aws.stop_stage_canary(clients.apigateway, outputs["restApiId"], outputs["stage"])
+            self.out(f"stage {outputs['stage']} now sends no requests to its canary")
+
+    # --- judging -----------------------------------------------------------------------
+
+    def measure(
+        self, clients: AwsClients, since: datetime, until: datetime
+    ) -> tuple[aws.MetricsWindow, Verdict]:
+        outputs = self._outputs()
+        window = aws.read_metrics(
+            clients.cloudwatch,
+            dimensions=self._traffic_dimensions(outputs),
+            start=since,
+            end=until,
+            latency_threshold_ms=self.latency_threshold_ms,
+        )
+        return window, judge(window.periods, self.judge_config)
+
+    def status(self, clients: AwsClients, minutes: int, now: datetime) -> Verdict:
+        outputs = self._outputs()
+        window, verdict = self.measure(clients, now - timedelta(minutes=minutes), now)
+        self.out(f"stack {self.config.path.stem.removeprefix('Pulumi.')}, last {minutes} min")
+        for line in format_status(outputs, self._percent(), window, verdict):
+            self.out(line)
+        return verdict
+
+    def watch(
+        self,
+        clients: AwsClients,
+        max_minutes: int | None = None,
+        period_seconds: int = 60,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> str:
+        """Judge every period and act on the verdict, for at most ``max_minutes`` (default: a
+        full bake for the current share and each step after it)."""
+        steps_left = 1 + sum(step > self._percent() for step in self.steps)
+        bake_minutes = self.judge_config.max_periods * period_seconds / 60
+        if max_minutes is None:
+            max_minutes = math.ceil(bake_minutes * steps_left)
+        self.out(
+            f"watching: canary at {self._percent():g}%, {steps_left - 1} step(s) to go, each "
+            f"judged for at most {bake_minutes:g} min; stopping after {max_minutes} min"
+        )
+        started = now()
+        deadline = started + timedelta(minutes=max_minutes)
+        while True:
+            sleep(period_seconds)
+            current = now()
+            window, verdict = self.measure(clients, started, current)
+            elapsed = int((current - started).total_seconds() // 60)
+            self.out(
+                f"[{elapsed:>3} min] canary {self._percent():g}%: "
+                f"{_counts(window.canary)} | live {_counts(window.live)} -> {verdict.decision}"
+            )
+            if verdict.decision == "ROLLBACK":
+                self.out(f"rolling back: {verdict.reason}")
+                self.rollback(clients)
+                return "ROLLBACK"
+            if verdict.decision == "PROMOTE":
+                if any(step > self._percent() for step in self.steps):
+                    self.out(f"advancing: {verdict.reason}")
+                    self.advance()
+                    started = now()  # judge the new share afresh
+                    continue
+                self.out(f"promoting: {verdict.reason}")
+                self.promote()
+                return "PROMOTE"
+            if current >= deadline:
+                self.out(f"stopped watching after {max_minutes} min with no decision")
+                return "CONTINUE"
+
+
+def _counts(summary: aws.VersionSummary) -> str:
+    return f"{summary.requests} req, {summary.errors} err ({summary.error_rate:.2%})"
+
+
+def format_status(
+    outputs: dict[str, Any], percent: float, window: aws.MetricsWindow, verdict: Verdict
+) -> list[str]:
+    """Live and canary side by side, then the judge's verdict with its evidence."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} ms"
+
+    rows = [
+        ("", "live", "canary"),
+        ("alias", str(outputs["liveAlias"]), str(outputs["canaryAlias"])),
+        ("version", f"v{outputs['liveVersion']}", f"v{outputs['canaryVersion']}"),
+        ("share", f"{100 - percent:g}%", f"{percent:g}%"),
+        ("requests", str(window.live.requests), str(window.canary.requests)),
+        ("errors", _rate(window.live), _rate(window.canary)),
+        ("throttles", str(window.live.throttles), str(window.canary.throttles)),
+        ("p50", ms(window.live.p50_ms), ms(window.canary.p50_ms)),
+        ("p99", ms(window.live.p99_ms), ms(window.canary.p99_ms)),
+    ]
+    lines = [f"  {label:<10}{live:>22}{canary:>22}" for label, live, canary in rows]
+    lines.append(f"verdict: {verdict.decision} after {verdict.periods} period(s): {verdict.reason}")
+    lines += [f"  {name} = {value:.4g}" for name, value in sorted(verdict.evidence.items())]
+    return lines
+
+
+def _rate(summary: aws.VersionSummary) -> str:
+    return f"{summary.errors} ({summary.error_rate:.2%})"

@@ -1,0 +1,74 @@
+"""Applying a stack's config with the Pulumi Automation API, behind an interface tests can fake."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from pulumi import automation
+
+
+class ApplyError(Exception):
+    """The stack cannot be read or updated (no Pulumi CLI, no backend, a failed update)."""
+
+
+class Deployer(Protocol):
+    """What the release tool needs from Pulumi."""
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack's current outputs."""
+        ...
+
+    def up(self, on_output: Callable[[str], None]) -> None:
+        """Deploy the stack as its config file now says."""
+        ...
+
+
+class PulumiDeployer:
+    """The real thing: ``pulumi up`` and stack outputs through the Automation API."""
+
+    def __init__(self, program_dir: Path, stack: str) -> None:
+        self.program_dir = program_dir
+        self.stack_name = stack
+
+    def _stack(self) -> Any:
+        if shutil.which("pulumi") is None:
+            raise ApplyError(
+                "applying needs the Pulumi CLI (https://www.pulumi.com/docs/install/) and AWS "
+                "credentials; the config file is edited, so deploy it later with "
+                f"'make up STACK={self.stack_name}', or pass --no-apply to only edit it"
+            )
+        env = {}
+        if not os.environ.get("PULUMI_BACKEND_URL") and not _logged_in():
+            # As 'make up' does: without a configured backend, state lives in the project.
+            env["PULUMI_BACKEND_URL"] = f"file://{self.program_dir / '.pulumi'}"
+        try:
+            return automation.select_stack(
+                stack_name=self.stack_name,
+                work_dir=str(self.program_dir),
+                opts=automation.LocalWorkspaceOptions(env_vars=env),
+            )
+        except automation.errors.CommandError as error:
+            raise ApplyError(f"cannot select stack {self.stack_name}: {error}") from error
+
+    def outputs(self) -> dict[str, Any]:
+        return {name: output.value for name, output in self._stack().outputs().items()}
+
+    def up(self, on_output: Callable[[str], None]) -> None:
+        try:
+            self._stack().up(on_output=on_output)
+        except automation.errors.CommandError as error:
+            raise ApplyError(f"pulumi up failed for stack {self.stack_name}: {error}") from error
+
+
+def _logged_in() -> bool:
+    result = subprocess.run(
+        ["pulumi", "whoami"],  # noqa: S607 - the CLI on the user's PATH is the one to use
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0

@@ -1,0 +1,531 @@
+"""The release tool: config edits, the steps, its AWS calls (moto and Stubber), the CLI."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from components.metrics import Role
+from release import aws
+from release.__main__ import main
+from release.commands import AwsClients, Release, ReleaseError
+from release.config_file import ConfigFileError, StackConfigFile
+from release.judge import JudgeConfig
+from tests.conftest import ROOT
+
+REGION = "us-east-1"
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+OUTPUTS = {
+    "functionName": "event-logger-function-abc1234",
+    "liveAlias": "prod",
+    "canaryAlias": "prod-canary",
+    "liveVersion": "3",
+    "canaryVersion": "4",
+    "restApiId": "a1b2c3d4e5",
+    "stage": "prod",
+}
+
+
+class FakeDeployer:
+    """Stands in for the Automation API: fixed outputs, and a record of every ``up``."""
+
+    def __init__(self, outputs: dict[str, Any] | None = None) -> None:
+        self.stack_outputs = dict(OUTPUTS if outputs is None else outputs)
+        self.ups = 0
+
+    def outputs(self) -> dict[str, Any]:
+        return self.stack_outputs
+
+    def up(self, on_output: Callable[[str], None]) -> None:
+        self.ups += 1
+        on_output("Resources: 2 updated")
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "Pulumi.prod.yaml", tmp_path / "Pulumi.prod.yaml")
+    return tmp_path
+
+
+def release_for(
+    program: Path, deployer: FakeDeployer | None = None, apply: bool = True
+) -> tuple[Release, FakeDeployer, list[str]]:
+    lines: list[str] = []
+    fake = deployer or FakeDeployer()
+    release = Release(
+        config=StackConfigFile(program, "event-logger", "prod"),
+        deployer=fake,
+        apply=apply,
+        out=lines.append,
+    )
+    return release, fake, lines
+
+
+def reread(program: Path) -> StackConfigFile:
+    return StackConfigFile(program, "event-logger", "prod")
+
+
+# --- The config file ------------------------------------------------------------------------
+
+
+def test_edits_keep_comments_order_and_quote_values(program: Path) -> None:
+    original = (program / "Pulumi.prod.yaml").read_text().splitlines()
+    config = StackConfigFile(program, "event-logger", "prod")
+    assert config.set("canaryPercent", "25") is True
+    assert config.set("stableVersion", "3") is True
+    config.save()
+    edited = (program / "Pulumi.prod.yaml").read_text().splitlines()
+    changed = original.index('  event-logger:canaryPercent: "10"')
+    expected = original.copy()
+    expected[changed] = '  event-logger:canaryPercent: "25"'
+    expected.append('  event-logger:stableVersion: "3"')  # a new key goes last, quoted
+    assert edited == expected
+    assert edited[0].startswith("# Production")  # the comments stay
+    assert reread(program).get("canaryPercent") == "25"
+
+
+def test_setting_the_same_value_changes_nothing(program: Path) -> None:
+    config = StackConfigFile(program, "event-logger", "prod")
+    assert config.set("canaryPercent", "10") is False
+    assert config.get("stableVersion") is None
+    assert config.get_raw("aws:region") == REGION
+
+
+def test_a_missing_stack_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match=r"Pulumi\.qa\.yaml does not exist"):
+        StackConfigFile(tmp_path, "event-logger", "qa")
+
+
+# --- Steps ----------------------------------------------------------------------------------
+
+
+def test_start_pins_the_live_version_and_applies(program: Path) -> None:
+    release, deployer, lines = release_for(program)
+    release.start()
+    assert reread(program).get("stableVersion") == "3"
+    assert deployer.ups == 1
+    assert "Resources: 2 updated" in lines
+    with pytest.raises(ReleaseError, match="already 3"):
+        release.start()
+
+
+def test_no_apply_only_edits_the_file(program: Path) -> None:
+    release, deployer, lines = release_for(program, apply=False)
+    release.start()
+    assert reread(program).get("stableVersion") == "3"
+    assert deployer.ups == 0
+    assert any("--no-apply" in line for line in lines)
+
+
+def test_advance_walks_the_schedule_then_refuses(program: Path) -> None:
+    release, deployer, _ = release_for(program)
+    assert release.advance() == 25
+    assert release.advance() == 50
+    with pytest.raises(ReleaseError, match="promote instead"):
+        release.advance()
+    assert reread(program).get("canaryPercent") == "50"
+    assert deployer.ups == 2
+
+
+def test_promote_pins_the_canary_version_and_resets_the_share(program: Path) -> None:
+    release, deployer, _ = release_for(program)
+    release.advance()
+    release.promote()
+    config = reread(program)
+    assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "10")
+    assert deployer.ups == 2
+
+
+def test_promote_refuses_when_canary_and_live_are_one_version(program: Path) -> None:
+    release, _, _ = release_for(program, FakeDeployer({**OUTPUTS, "canaryVersion": "3"}))
+    with pytest.raises(ReleaseError, match="nothing to promote"):
+        release.promote()
+
+
+def test_steps_need_a_deployed_stack(program: Path) -> None:
+    release, _, _ = release_for(program, FakeDeployer({}))
+    with pytest.raises(ReleaseError, match="deploy it first"):
+        release.start()
+
+
+# --- Rollback: immediate through AWS, then recorded -----------------------------------------
+
+
+def test_stage_rollback_patches_the_canary_share_at_once(program: Path) -> None:
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    stubber = Stubber(apigateway)
+    stubber.add_response(
+        "update_stage",
+        {"stageName": "prod"},
+        {
+            "restApiId": "a1b2c3d4e5",
+            "stageName": "prod",
+            "patchOperations": [
+                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": "0.0"}
+            ],
+        },
+    )
+    release, deployer, _ = release_for(program)
+    with stubber:
+        release.rollback(AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=None))
+    stubber.assert_no_pending_responses()
+    assert reread(program).get("canaryPercent") == "0"
+    assert deployer.ups == 1
+
+
+@pytest.fixture
+def lambda_with_weighted_alias() -> Iterator[Any]:
+    with mock_aws():
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        client = boto3.client("lambda", region_name=REGION)
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+        client.create_function(
+            FunctionName=OUTPUTS["functionName"],
+            Runtime="python3.13",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": code.getvalue()},
+            Publish=True,
+        )
+        client.create_alias(
+            FunctionName=OUTPUTS["functionName"],
+            Name="prod",
+            FunctionVersion="1",
+            RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}},
+        )
+        yield client
+
+
+def test_alias_rollback_removes_the_weights_at_once(
+    program: Path, lambda_with_weighted_alias: Any
+) -> None:
+    config = StackConfigFile(program, "event-logger", "prod")
+    config.set("canaryMode", "alias")
+    config.save()
+    release, _, lines = release_for(program)
+    release.rollback(
+        AwsClients(cloudwatch=None, apigateway=None, lambda_=lambda_with_weighted_alias)
+    )
+    alias = lambda_with_weighted_alias.get_alias(FunctionName=OUTPUTS["functionName"], Name="prod")
+    assert alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}) == {}
+    assert reread(program).get("canaryPercent") == "0"
+    assert any("alias prod now sends everything" in line for line in lines)
+
+
+def test_rollback_without_apply_touches_no_aws(program: Path) -> None:
+    release, deployer, _ = release_for(program, apply=False)
+    release.rollback(None)
+    assert reread(program).get("canaryPercent") == "0"
+    assert deployer.ups == 0
+
+
+# --- Metrics --------------------------------------------------------------------------------
+
+
+ALIASES: dict[Role, dict[str, str]] = {
+    "live": {"FunctionName": "fn", "Resource": "fn:prod"},
+    "canary": {"FunctionName": "fn", "Resource": "fn:prod-canary"},
+}
+
+
+def test_queries_cover_both_aliases_in_one_call() -> None:
+    queries = aws.metric_queries(ALIASES, 800, 60, 1800)
+    ids = [query["Id"] for query in queries]
+    assert len(ids) == len(set(ids)) == 12
+    assert all(query_id[0].islower() for query_id in ids)
+    stats = {q["Id"]: q["MetricStat"]["Stat"] for q in queries}
+    assert stats["canary_fast"] == "PR(:800)"
+    assert stats["live_p99"] == "p99"
+    periods = {q["Id"]: q["MetricStat"]["Period"] for q in queries}
+    assert (periods["live_errors"], periods["canary_p99"]) == (60, 1800)
+    resources = {
+        next(d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"] if d["Name"] == "Resource")
+        for q in queries
+    }
+    assert resources == {"fn:prod", "fn:prod-canary"}
+
+
+def dimensions_read(release: Release, canary_mode: str) -> dict[str, dict[str, str]]:
+    """The dimensions ``release`` asks CloudWatch for, per side, in ``canary_mode``."""
+    release.config.set("canaryMode", canary_mode)
+    cloudwatch = FakeCloudWatch([])
+    release.measure(AwsClients(cloudwatch, None, None), T0, T0 + timedelta(minutes=5))
+    (request,) = cloudwatch.requests
+    return {
+        q["Id"].removesuffix("_requests"): {
+            d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]
+        }
+        for q in request["MetricDataQueries"]
+        if q["Id"].endswith("_requests")
+    }
+
+
+def test_a_stage_canary_is_read_from_the_two_aliases(program: Path) -> None:
+    release, _, _ = release_for(program)
+    function = OUTPUTS["functionName"]
+    assert dimensions_read(release, "stage") == {
+        "live": {"FunctionName": function, "Resource": f"{function}:prod"},
+        "canary": {"FunctionName": function, "Resource": f"{function}:prod-canary"},
+    }
+
+
+def test_a_weighted_alias_is_read_per_executed_version(program: Path) -> None:
+    # The live alias serves both sides; the canary alias gets no traffic in this mode.
+    release, _, _ = release_for(program)
+    function = OUTPUTS["functionName"]
+    alias = {"FunctionName": function, "Resource": f"{function}:prod"}
+    assert dimensions_read(release, "alias") == {
+        "live": {**alias, "ExecutedVersion": "3"},
+        "canary": {**alias, "ExecutedVersion": "4"},
+    }
+
+
+def put(cloudwatch: Any, alias: str, metric: str, minute: int, value: float) -> None:
+    cloudwatch.put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [
+                    {"Name": "FunctionName", "Value": "fn"},
+                    {"Name": "Resource", "Value": f"fn:{alias}"},
+                ],
+                "Timestamp": T0 + timedelta(minutes=minute, seconds=5),
+                "Value": value,
+            }
+        ],
+    )
+
+
+def test_read_metrics_from_cloudwatch_per_period() -> None:
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        for minute, (live, canary) in enumerate([(270, 30), (280, 20)]):
+            put(cloudwatch, "prod", "Invocations", minute, live)
+            put(cloudwatch, "prod-canary", "Invocations", minute, canary)
+        put(cloudwatch, "prod", "Errors", 0, 2)
+        put(cloudwatch, "prod-canary", "Errors", 1, 3)
+        window = aws.read_metrics(
+            cloudwatch,
+            dimensions=ALIASES,
+            start=T0,
+            end=T0 + timedelta(minutes=5),
+            latency_threshold_ms=1000,
+        )
+    assert [
+        (p.live_requests, p.live_errors, p.canary_requests, p.canary_errors) for p in window.periods
+    ] == [(270, 2, 30, 0), (280, 0, 20, 3)]
+    assert (window.live.requests, window.canary.errors) == (550, 3)
+
+
+def test_slow_requests_come_from_the_percentile_rank() -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    stubber = Stubber(cloudwatch)
+    series = {
+        "live_requests": [200.0], "live_errors": [1.0], "live_throttles": [0.0],
+        "live_fast": [99.0], "live_p50": [120.0], "live_p99": [900.0],
+        "canary_requests": [50.0], "canary_errors": [0.0], "canary_throttles": [2.0],
+        "canary_fast": [90.0], "canary_p50": [130.0], "canary_p99": [1500.0],
+    }  # fmt: skip
+    stubber.add_response(
+        "get_metric_data",
+        {
+            "MetricDataResults": [
+                {"Id": key, "Timestamps": [T0] * len(values), "Values": values}
+                for key, values in series.items()
+            ]
+        },
+        {"MetricDataQueries": ANY, "StartTime": ANY, "EndTime": ANY, "ScanBy": ANY},
+    )
+    with stubber:
+        window = aws.read_metrics(
+            cloudwatch,
+            dimensions=ALIASES,
+            start=T0,
+            end=T0 + timedelta(minutes=1),
+            latency_threshold_ms=1000,
+        )
+    (period,) = window.periods
+    assert (period.live_slow, period.canary_slow) == (2, 5)
+    assert window.canary.p99_ms == 1500.0
+    assert window.canary.throttles == 2
+
+
+# --- Status and watch -----------------------------------------------------------------------
+
+
+class FakeCloudWatch:
+    """Answers GetMetricData with per-minute counts from a script of (live, canary) tuples."""
+
+    def __init__(self, script: list[tuple[int, int, int, int]]) -> None:
+        self.script = script
+        self.requests: list[dict[str, Any]] = []
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        minutes = int((request["EndTime"] - request["StartTime"]).total_seconds() // 60)
+        rows = self.script[:minutes]
+        stamps = [request["StartTime"] + timedelta(minutes=i) for i in range(len(rows))]
+        columns = {
+            "live_requests": [r[0] for r in rows],
+            "live_errors": [r[1] for r in rows],
+            "canary_requests": [r[2] for r in rows],
+            "canary_errors": [r[3] for r in rows],
+        }
+        return {
+            "MetricDataResults": [
+                {"Id": q["Id"], "Timestamps": stamps if q["Id"] in columns else [],
+                 "Values": [float(v) for v in columns.get(q["Id"], [])]}
+                for q in request["MetricDataQueries"]
+            ]
+        }  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_status_shows_both_versions_and_the_verdict(program: Path) -> None:
+    release, _, lines = release_for(program)
+    cloudwatch = FakeCloudWatch([(900, 4, 100, 1)] * 30)
+    verdict = release.status(AwsClients(cloudwatch, None, None), 30, T0 + timedelta(minutes=30))
+    text = "\n".join(lines)
+    assert "v3" in text
+    assert "v4" in text
+    assert "27000" in text  # live requests over the window
+    assert f"verdict: {verdict.decision}" in text
+    assert "llr_errors" in text
+    assert len(cloudwatch.requests) == 1
+
+
+def test_watch_rolls_back_a_bad_canary(program: Path) -> None:
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    stubber = Stubber(apigateway)
+    stubber.add_response("update_stage", {"stageName": "prod"}, None)
+    release, deployer, lines = release_for(program)
+    clock = Clock()
+    cloudwatch = FakeCloudWatch([(2700, 13, 300, 30)] * 60)
+    with stubber:
+        outcome = release.watch(
+            AwsClients(cloudwatch, apigateway, None), 30, now=clock, sleep=clock.sleep
+        )
+    assert outcome == "ROLLBACK"
+    assert reread(program).get("canaryPercent") == "0"
+    assert deployer.ups == 1
+    assert any(line.startswith("[  1 min]") for line in lines)
+
+
+def test_watch_advances_then_promotes_a_good_canary(program: Path) -> None:
+    release, deployer, lines = release_for(program)
+    release.judge_config = JudgeConfig(min_canary_requests=100)
+    clock = Clock()
+    cloudwatch = FakeCloudWatch([(2700, 13, 300, 1)] * 600)
+    outcome = release.watch(AwsClients(cloudwatch, None, None), 600, now=clock, sleep=clock.sleep)
+    assert outcome == "PROMOTE"
+    config = reread(program)
+    assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "10")
+    assert sum("advancing" in line for line in lines) == 2  # 10 -> 25 -> 50
+    assert deployer.ups == 3
+
+
+def test_watch_stops_at_its_time_limit(program: Path) -> None:
+    release, deployer, lines = release_for(program)
+    clock = Clock()
+    outcome = release.watch(
+        AwsClients(FakeCloudWatch([(0, 0, 0, 0)] * 10), None, None),
+        3,
+        now=clock,
+        sleep=clock.sleep,
+    )
+    assert outcome == "CONTINUE"
+    assert deployer.ups == 0
+    assert "no decision" in lines[-1]
+
+
+def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: Path) -> None:
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    stubber = Stubber(apigateway)
+    stubber.add_response("update_stage", {"stageName": "prod"}, None)
+    release, _, lines = release_for(program)
+    release.judge_config = JudgeConfig(max_periods=20)
+    clock = Clock()
+    with stubber:
+        outcome = release.watch(
+            AwsClients(FakeCloudWatch([(2700, 13, 0, 0)] * 100), apigateway, None),
+            now=clock,
+            sleep=clock.sleep,
+        )
+    assert outcome == "ROLLBACK"
+    assert clock.now == T0 + timedelta(minutes=20)
+    # By default the watch lasts a bake for 10% and one for each of the steps 25 and 50.
+    assert lines[0] == (
+        "watching: canary at 10%, 2 step(s) to go, each judged for at most 20 min; "
+        "stopping after 60 min"
+    )
+    assert any("served only 0 of the 100 requests required" in line for line in lines)
+
+
+# --- The command line -----------------------------------------------------------------------
+
+
+def test_cli_advance_without_apply_needs_no_cloud(
+    program: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["advance", "--stack", "prod", "--program", str(program), "--no-apply"]) == 0
+    assert reread(program).get("canaryPercent") == "25"
+    assert "--no-apply" in capsys.readouterr().out
+
+
+def test_cli_apply_without_the_pulumi_cli_fails_clearly(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    assert main(["start", "--stack", "prod", "--program", str(program)]) == 2
+    err = capsys.readouterr().err
+    assert "needs the Pulumi CLI" in err
+    assert "Traceback" not in err
+
+
+def test_cli_unknown_stack(program: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["advance", "--stack", "qa", "--program", str(program), "--no-apply"]) == 2
+    assert "Pulumi.qa.yaml does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"), [("50,25", "steps must rise"), ("ten", "steps must be numbers")]
+)
+def test_cli_bad_steps(
+    program: Path, capsys: pytest.CaptureFixture[str], steps: str, message: str
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["advance", "--stack", "prod", "--program", str(program), "--steps", steps])
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "soon"])
+def test_cli_bad_bake_minutes(
+    program: Path, capsys: pytest.CaptureFixture[str], minutes: str
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["watch", "--stack", "prod", "--program", str(program), "--bake-minutes", minutes])
+    assert "must be a whole number of minutes above 0" in capsys.readouterr().err
