@@ -18,7 +18,7 @@ from components.metrics import Role, stage_traffic
 from components.stack_config import DEFAULTS
 from release import aws
 from release.config_file import StackConfigFile
-from release.deploy import Deployer
+from release.deploy import ApplyError, Deployer
 from release.judge import JudgeConfig, Verdict, judge
 
 DEFAULT_STEPS = (10.0, 25.0, 50.0)
@@ -52,7 +52,10 @@ class Release:
     # --- state -------------------------------------------------------------------------
 
     def _outputs(self) -> dict[str, Any]:
-        outputs = self.deployer.outputs()
+        try:
+            outputs = self.deployer.outputs()
+        except ApplyError as error:
+            raise ApplyError(f"reading the stack's outputs: {error}") from error
         missing = {"functionName", "liveAlias", "canaryAlias", "liveVersion", "canaryVersion"}
         missing -= outputs.keys()
         if missing:
@@ -86,7 +89,14 @@ class Release:
             self.out("--no-apply: review the change, then deploy it with 'make up'")
             return
         self.out("applying with pulumi up ...")
-        self.deployer.up(self.out)
+        try:
+            self.deployer.up(self.out)
+        except ApplyError as error:
+            stack = self.config.path.stem.removeprefix("Pulumi.")
+            raise ApplyError(
+                f"{error}; {self.config.path.name} is edited, so deploy it later with "
+                f"'make up STACK={stack}'"
+            ) from error
 
     # --- steps -------------------------------------------------------------------------
 

@@ -38,9 +38,8 @@ class PulumiDeployer:
     def _stack(self) -> Any:
         if shutil.which("pulumi") is None:
             raise ApplyError(
-                "applying needs the Pulumi CLI (https://www.pulumi.com/docs/install/) and AWS "
-                "credentials; the config file is edited, so deploy it later with "
-                f"'make up STACK={self.stack_name}', or pass --no-apply to only edit it"
+                "this step needs the Pulumi CLI (https://www.pulumi.com/docs/install/) and AWS "
+                "credentials"
             )
         env = {}
         if not os.environ.get("PULUMI_BACKEND_URL") and not _logged_in():

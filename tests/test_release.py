@@ -502,8 +502,20 @@ def test_cli_apply_without_the_pulumi_cli_fails_clearly(
     monkeypatch.setattr(shutil, "which", lambda _: None)
     assert main(["start", "--stack", "prod", "--program", str(program)]) == 2
     err = capsys.readouterr().err
-    assert "needs the Pulumi CLI" in err
+    assert "reading the stack's outputs: this step needs the Pulumi CLI" in err
     assert "Traceback" not in err
+    assert reread(program).get("stableVersion") is None  # nothing written
+
+
+def test_cli_apply_after_an_edit_without_the_pulumi_cli_says_the_file_is_edited(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    assert main(["advance", "--stack", "prod", "--program", str(program)]) == 2
+    err = capsys.readouterr().err
+    assert "needs the Pulumi CLI" in err
+    assert "Pulumi.prod.yaml is edited, so deploy it later with 'make up STACK=prod'" in err
+    assert reread(program).get("canaryPercent") == "25"
 
 
 def test_cli_unknown_stack(program: Path, capsys: pytest.CaptureFixture[str]) -> None:
