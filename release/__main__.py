@@ -60,7 +60,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_STEPS,
         help="canary shares to advance through (default: 10,25,50)",
     )
-    common.add_argument("--latency-threshold-ms", type=float, default=1000.0)
+    common.add_argument(
+        "--latency-threshold-ms",
+        type=float,
+        help="a request slower than this counts as slow (default: live's p99 in the hour "
+        "before, so the slow test compares the canary's tail with live's)",
+    )
     common.add_argument(
         "--on-timeout",
         choices=("PROMOTE", "ROLLBACK"),

@@ -35,6 +35,10 @@ class VersionSummary:
     p50_ms: float | None
     p99_ms: float | None
 
+    @classmethod
+    def empty(cls) -> VersionSummary:
+        return cls(requests=0, errors=0, throttles=0, p50_ms=None, p99_ms=None)
+
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
@@ -96,8 +100,12 @@ def read_metrics(
     period_seconds: int = 60,
 ) -> MetricsWindow:
     """Both sides' metrics from ``start`` to ``end``, in as few GetMetricData calls as the
-    results' pages need (one, for a release window)."""
-    window = max(period_seconds, int((end - start).total_seconds()) // 60 * 60)
+    results' pages need (one, for a release window). Both ends are rounded down to the
+    period, as CloudWatch rounds the start (and answers aligned requests faster)."""
+    start, end = floor_to(start, period_seconds), floor_to(end, period_seconds)
+    if end <= start:  # not one whole period yet
+        return MetricsWindow([], VersionSummary.empty(), VersionSummary.empty())
+    window = int((end - start).total_seconds()) // 60 * 60
     queries = metric_queries(dimensions, latency_threshold_ms, period_seconds, window)
     series: dict[str, dict[datetime, float]] = {query["Id"]: {} for query in queries}
     token: str | None = None
@@ -117,6 +125,41 @@ def read_metrics(
         if not token:
             break
     return _window(series)
+
+
+def live_p99_ms(
+    cloudwatch: Any, *, dimensions: Mapping[str, str], start: datetime, end: datetime
+) -> float | None:
+    """The p99 of ``Duration`` over ``start``..``end`` for one side's dimensions; ``None``
+    when it had no invocations."""
+    start, end = floor_to(start, 60), floor_to(end, 60)
+    seconds = max(60, int((end - start).total_seconds()) // 60 * 60)
+    response = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "p99",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": NAMESPACE,
+                        "MetricName": "Duration",
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                    },
+                    "Period": seconds,
+                    "Stat": "p99",
+                },
+            }
+        ],
+        StartTime=start,
+        EndTime=end,
+    )
+    values = [value for result in response["MetricDataResults"] for value in result["Values"]]
+    return max(values) if values else None
+
+
+def floor_to(moment: datetime, period_seconds: int) -> datetime:
+    """``moment`` rounded down to a whole multiple of ``period_seconds`` since the epoch."""
+    seconds = int(moment.timestamp())
+    return moment.fromtimestamp(seconds - seconds % period_seconds, tz=moment.tzinfo)
 
 
 def _window(series: dict[str, dict[datetime, float]]) -> MetricsWindow:

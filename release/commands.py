@@ -8,6 +8,7 @@ Rollback first stops the canary directly through AWS, so it takes effect in seco
 from __future__ import annotations
 
 import math
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,11 @@ from release.deploy import ApplyError, Deployer
 from release.judge import JudgeConfig, Verdict, judge
 
 DEFAULT_STEPS = (10.0, 25.0, 50.0)
+# Lambda's newest minute may not have reached CloudWatch yet: judge only minutes older than this.
+SETTLE = timedelta(minutes=2)
+# Live's p99 before the canary sets what counts as slow; this when live had no traffic.
+BASELINE = timedelta(hours=1)
+FALLBACK_LATENCY_THRESHOLD_MS = 1000.0
 
 
 class ReleaseError(Exception):
@@ -47,7 +53,8 @@ class Release:
     steps: Sequence[float] = DEFAULT_STEPS
     out: Callable[[str], None] = print
     judge_config: JudgeConfig = field(default_factory=JudgeConfig)
-    latency_threshold_ms: float = 1000.0
+    latency_threshold_ms: float | None = None
+    """A request slower than this is slow; ``None``: live's p99 in the hour before."""
 
     # --- state -------------------------------------------------------------------------
 
@@ -153,22 +160,46 @@ class Release:
     # --- judging -----------------------------------------------------------------------
 
     def measure(
-        self, clients: AwsClients, since: datetime, until: datetime
+        self, clients: AwsClients, since: datetime, until: datetime, latency_threshold_ms: float
     ) -> tuple[aws.MetricsWindow, Verdict]:
-        outputs = self._outputs()
+        """Both sides' metrics from ``since`` to ``until`` and the judge's verdict on them."""
         window = aws.read_metrics(
             clients.cloudwatch,
-            dimensions=self._traffic_dimensions(outputs),
+            dimensions=self._traffic_dimensions(self._outputs()),
             start=since,
             end=until,
-            latency_threshold_ms=self.latency_threshold_ms,
+            latency_threshold_ms=latency_threshold_ms,
         )
         return window, judge(window.periods, self.judge_config)
 
+    def latency_threshold(self, clients: AwsClients, before: datetime) -> float:
+        """The configured threshold, or live's p99 over the hour before ``before``, so that
+        about 1% of live's requests count as slow and the slow test has events to compare."""
+        if self.latency_threshold_ms is not None:
+            return self.latency_threshold_ms
+        live = self._traffic_dimensions(self._outputs())["live"]
+        p99 = aws.live_p99_ms(
+            clients.cloudwatch, dimensions=live, start=before - BASELINE, end=before
+        )
+        if p99 is None:
+            self.out(
+                f"slow: live served nothing in the hour before, so over "
+                f"{FALLBACK_LATENCY_THRESHOLD_MS:g} ms (--latency-threshold-ms to choose)"
+            )
+            return FALLBACK_LATENCY_THRESHOLD_MS
+        self.out(f"slow: over {p99:.0f} ms, live's p99 in the hour before")
+        return p99
+
     def status(self, clients: AwsClients, minutes: int, now: datetime) -> Verdict:
         outputs = self._outputs()
-        window, verdict = self.measure(clients, now - timedelta(minutes=minutes), now)
-        self.out(f"stack {self.config.path.stem.removeprefix('Pulumi.')}, last {minutes} min")
+        since, until = now - timedelta(minutes=minutes), now - SETTLE
+        threshold = self.latency_threshold(clients, since)
+        window, verdict = self.measure(clients, since, until, threshold)
+        stack = self.config.path.stem.removeprefix("Pulumi.")
+        self.out(
+            f"stack {stack}, {aws.floor_to(since, 60):%H:%M}-{aws.floor_to(until, 60):%H:%M} "
+            f"UTC (CloudWatch's newest {SETTLE.seconds // 60} min left out: still arriving)"
+        )
         for line in format_status(outputs, self._percent(), window, verdict):
             self.out(line)
         return verdict
@@ -193,10 +224,11 @@ class Release:
         )
         started = now()
         deadline = started + timedelta(minutes=max_minutes)
+        threshold = self.latency_threshold(clients, started)
         while True:
             sleep(period_seconds)
             current = now()
-            window, verdict = self.measure(clients, started, current)
+            window, verdict = self.measure(clients, started, current - SETTLE, threshold)
             elapsed = int((current - started).total_seconds() // 60)
             self.out(
                 f"[{elapsed:>3} min] canary {self._percent():g}%: "
@@ -237,17 +269,30 @@ def format_status(
         ("alias", str(outputs["liveAlias"]), str(outputs["canaryAlias"])),
         ("version", f"v{outputs['liveVersion']}", f"v{outputs['canaryVersion']}"),
         ("share", f"{100 - percent:g}%", f"{percent:g}%"),
-        ("requests", str(window.live.requests), str(window.canary.requests)),
+        ("requests", f"{window.live.requests:,}", f"{window.canary.requests:,}"),
         ("errors", _rate(window.live), _rate(window.canary)),
-        ("throttles", str(window.live.throttles), str(window.canary.throttles)),
+        ("throttles", f"{window.live.throttles:,}", f"{window.canary.throttles:,}"),
         ("p50", ms(window.live.p50_ms), ms(window.canary.p50_ms)),
         ("p99", ms(window.live.p99_ms), ms(window.canary.p99_ms)),
     ]
     lines = [f"  {label:<10}{live:>22}{canary:>22}" for label, live, canary in rows]
-    lines.append(f"verdict: {verdict.decision} after {verdict.periods} period(s): {verdict.reason}")
-    lines += [f"  {name} = {value:.4g}" for name, value in sorted(verdict.evidence.items())]
+    lines.append(f"verdict: {verdict.decision} after {verdict.periods} period(s)")
+    lines += textwrap.wrap(verdict.reason, width=78, initial_indent="  ", subsequent_indent="  ")
+    lines.append("evidence:")
+    lines += [
+        f"  {name:<28}{_evidence(name, value):>14}"
+        for name, value in sorted(verdict.evidence.items())
+    ]
     return lines
 
 
 def _rate(summary: aws.VersionSummary) -> str:
-    return f"{summary.errors} ({summary.error_rate:.2%})"
+    return f"{summary.errors:,} ({summary.error_rate:.2%})"
+
+
+def _evidence(name: str, value: float) -> str:
+    if name.endswith("_rate"):
+        return f"{value:.3%}"
+    if value.is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"

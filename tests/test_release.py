@@ -262,7 +262,7 @@ def dimensions_read(release: Release, canary_mode: str) -> dict[str, dict[str, s
     """The dimensions ``release`` asks CloudWatch for, per side, in ``canary_mode``."""
     release.config.set("canaryMode", canary_mode)
     cloudwatch = FakeCloudWatch([])
-    release.measure(AwsClients(cloudwatch, None, None), T0, T0 + timedelta(minutes=5))
+    release.measure(AwsClients(cloudwatch, None, None), T0, T0 + timedelta(minutes=5), 1000)
     (request,) = cloudwatch.requests
     return {
         q["Id"].removesuffix("_requests"): {
@@ -364,34 +364,66 @@ def test_slow_requests_come_from_the_percentile_rank() -> None:
     assert window.canary.throttles == 2
 
 
+def test_windows_are_whole_minutes_and_an_empty_one_costs_no_call() -> None:
+    cloudwatch = FakeCloudWatch([(270, 1, 30, 0)] * 5)
+    at = T0 + timedelta(seconds=42)
+    assert aws.floor_to(at, 60) == T0
+    window = aws.read_metrics(
+        cloudwatch, dimensions=ALIASES, start=at, end=at + timedelta(seconds=10),
+        latency_threshold_ms=1000,
+    )  # fmt: skip
+    assert (window.periods, cloudwatch.requests) == ([], [])
+    window = aws.read_metrics(
+        cloudwatch, dimensions=ALIASES, start=at, end=at + timedelta(minutes=3),
+        latency_threshold_ms=1000,
+    )  # fmt: skip
+    (request,) = cloudwatch.requests
+    assert (request["StartTime"], request["EndTime"]) == (T0, T0 + timedelta(minutes=3))
+    assert len(window.periods) == 3
+
+
 # --- Status and watch -----------------------------------------------------------------------
 
 
 class FakeCloudWatch:
-    """Answers GetMetricData with per-minute counts from a script of (live, canary) tuples."""
+    """Answers GetMetricData from a script of per-minute (live requests, live errors, canary
+    requests, canary errors) from T0 on, honouring the request's time range; live's p99
+    before T0 is ``baseline_p99`` (None: no traffic then)."""
 
-    def __init__(self, script: list[tuple[int, int, int, int]]) -> None:
+    def __init__(
+        self, script: list[tuple[int, int, int, int]], baseline_p99: float | None = None
+    ) -> None:
         self.script = script
+        self.baseline_p99 = baseline_p99
         self.requests: list[dict[str, Any]] = []
 
     def get_metric_data(self, **request: Any) -> dict[str, Any]:
         self.requests.append(request)
-        minutes = int((request["EndTime"] - request["StartTime"]).total_seconds() // 60)
-        rows = self.script[:minutes]
-        stamps = [request["StartTime"] + timedelta(minutes=i) for i in range(len(rows))]
+        start, end = request["StartTime"], request["EndTime"]
+        minutes = [
+            minute
+            for minute in range(len(self.script))
+            if start <= T0 + timedelta(minutes=minute) < end
+        ]
         columns = {
-            "live_requests": [r[0] for r in rows],
-            "live_errors": [r[1] for r in rows],
-            "canary_requests": [r[2] for r in rows],
-            "canary_errors": [r[3] for r in rows],
-        }
-        return {
-            "MetricDataResults": [
-                {"Id": q["Id"], "Timestamps": stamps if q["Id"] in columns else [],
-                 "Values": [float(v) for v in columns.get(q["Id"], [])]}
-                for q in request["MetricDataQueries"]
-            ]
+            "live_requests": 0, "live_errors": 1, "canary_requests": 2, "canary_errors": 3,
         }  # fmt: skip
+        results = []
+        for query in request["MetricDataQueries"]:
+            if query["Id"] == "p99":
+                values = [] if self.baseline_p99 is None or end > T0 else [self.baseline_p99]
+                results.append({"Id": "p99", "Timestamps": [start] * len(values), "Values": values})
+                continue
+            column = columns.get(query["Id"])
+            rows = [] if column is None else [(m, self.script[m][column]) for m in minutes]
+            results.append(
+                {
+                    "Id": query["Id"],
+                    "Timestamps": [T0 + timedelta(minutes=m) for m, _ in rows],
+                    "Values": [float(value) for _, value in rows],
+                }
+            )
+        return {"MetricDataResults": results}
 
 
 class Clock:
@@ -407,15 +439,31 @@ class Clock:
 
 def test_status_shows_both_versions_and_the_verdict(program: Path) -> None:
     release, _, lines = release_for(program)
-    cloudwatch = FakeCloudWatch([(900, 4, 100, 1)] * 30)
+    cloudwatch = FakeCloudWatch([(900, 4, 100, 1)] * 30, baseline_p99=420.0)
     verdict = release.status(AwsClients(cloudwatch, None, None), 30, T0 + timedelta(minutes=30))
     text = "\n".join(lines)
+    assert "slow: over 420 ms, live's p99 in the hour before" in text
+    assert "stack prod, 12:00-12:28 UTC" in text  # the newest two minutes are left out
     assert "v3" in text
     assert "v4" in text
-    assert "27000" in text  # live requests over the window
+    assert "25,200" in text  # live requests over those 28 minutes
     assert f"verdict: {verdict.decision}" in text
     assert "llr_errors" in text
-    assert len(cloudwatch.requests) == 1
+    assert max(len(line) for line in lines) <= 80
+    # One call for live's p99 before the window (the slow threshold), one for the window.
+    baseline, window = cloudwatch.requests
+    assert baseline["EndTime"] == window["StartTime"] == T0
+    assert window["MetricDataQueries"][3]["MetricStat"]["Stat"] == "PR(:420)"
+
+
+def test_status_with_a_latency_threshold_reads_metrics_once(program: Path) -> None:
+    release, _, lines = release_for(program)
+    release.latency_threshold_ms = 800
+    cloudwatch = FakeCloudWatch([(900, 4, 100, 1)] * 30)
+    release.status(AwsClients(cloudwatch, None, None), 30, T0 + timedelta(minutes=30))
+    (window,) = cloudwatch.requests
+    assert window["MetricDataQueries"][3]["MetricStat"]["Stat"] == "PR(:800)"
+    assert not any(line.startswith("slow:") for line in lines)
 
 
 def test_watch_rolls_back_a_bad_canary(program: Path) -> None:
@@ -476,11 +524,16 @@ def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: P
             sleep=clock.sleep,
         )
     assert outcome == "ROLLBACK"
-    assert clock.now == T0 + timedelta(minutes=20)
+    # 20 one-minute periods judged, each once it is two minutes old (SETTLE).
+    assert clock.now == T0 + timedelta(minutes=22)
     # By default the watch lasts a bake for 10% and one for each of the steps 25 and 50.
     assert lines[0] == (
         "watching: canary at 10%, 2 step(s) to go, each judged for at most 20 min; "
         "stopping after 60 min"
+    )
+    assert lines[1] == (
+        "slow: live served nothing in the hour before, so over 1000 ms "
+        "(--latency-threshold-ms to choose)"
     )
     assert any("served only 0 of the 100 requests required" in line for line in lines)
 
