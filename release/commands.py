@@ -218,9 +218,11 @@ class Release:
         bake_minutes = self.judge_config.max_periods * period_seconds / 60
         if max_minutes is None:
             max_minutes = math.ceil(bake_minutes * steps_left)
+        following = [f"{step:g}" for step in self.steps if step > self._percent()]
+        then = f" (then {', '.join(following)})" if following else ""
         self.out(
-            f"watching: canary at {self._percent():g}%, {steps_left - 1} step(s) to go, each "
-            f"judged for at most {bake_minutes:g} min; stopping after {max_minutes} min"
+            f"watching the canary at {self._percent():g}%{then}, at most {bake_minutes:g} min "
+            f"each; stopping after {max_minutes} min"
         )
         started = now()
         deadline = started + timedelta(minutes=max_minutes)
@@ -229,31 +231,39 @@ class Release:
             sleep(period_seconds)
             current = now()
             window, verdict = self.measure(clients, started, current - SETTLE, threshold)
-            elapsed = int((current - started).total_seconds() // 60)
-            self.out(
-                f"[{elapsed:>3} min] canary {self._percent():g}%: "
-                f"{_counts(window.canary)} | live {_counts(window.live)} -> {verdict.decision}"
-            )
+            elapsed = f"[{int((current - started).total_seconds() // 60):>3} min]"
+            if not window.periods:
+                self.out(f"{elapsed} {self._percent():g}%: no complete minute in CloudWatch yet")
+            else:
+                self.out(
+                    f"{elapsed} {self._percent():g}%: canary {_errors(window.canary)}"
+                    f" | live {_errors(window.live)} -> {verdict.decision}"
+                )
             if verdict.decision == "ROLLBACK":
-                self.out(f"rolling back: {verdict.reason}")
+                self._explain("rolling back", verdict)
                 self.rollback(clients)
                 return "ROLLBACK"
             if verdict.decision == "PROMOTE":
                 if any(step > self._percent() for step in self.steps):
-                    self.out(f"advancing: {verdict.reason}")
+                    self._explain("advancing", verdict)
                     self.advance()
                     started = now()  # judge the new share afresh
                     continue
-                self.out(f"promoting: {verdict.reason}")
+                self._explain("promoting", verdict)
                 self.promote()
                 return "PROMOTE"
             if current >= deadline:
                 self.out(f"stopped watching after {max_minutes} min with no decision")
                 return "CONTINUE"
 
+    def _explain(self, action: str, verdict: Verdict) -> None:
+        for line in textwrap.wrap(f"{action}: {verdict.reason}", width=78, subsequent_indent="  "):
+            self.out(line)
 
-def _counts(summary: aws.VersionSummary) -> str:
-    return f"{summary.requests} req, {summary.errors} err ({summary.error_rate:.2%})"
+
+def _errors(summary: aws.VersionSummary) -> str:
+    """E.g. ``0.48% errors of 21,600``."""
+    return f"{summary.error_rate:.2%} errors of {summary.requests:,}"
 
 
 def format_status(

@@ -527,9 +527,9 @@ def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: P
     # 20 one-minute periods judged, each once it is two minutes old (SETTLE).
     assert clock.now == T0 + timedelta(minutes=22)
     # By default the watch lasts a bake for 10% and one for each of the steps 25 and 50.
-    assert lines[0] == (
-        "watching: canary at 10%, 2 step(s) to go, each judged for at most 20 min; "
-        "stopping after 60 min"
+    assert (
+        lines[0]
+        == "watching the canary at 10% (then 25, 50), at most 20 min each; stopping after 60 min"
     )
     assert lines[1] == (
         "slow: live served nothing in the hour before, so over 1000 ms "
