@@ -26,7 +26,7 @@ from components.graph import ResourceGraph, ResourceRecord
 from components.preflight import Finding, preflight
 from components.routing import RouteShare, endpoints, routing_table
 from components.samples import RenderedTemplate, render_request
-from components.testing import ProgramRun, project_name, run_program
+from components.testing import ProgramRun, project_name, run_program, stack_config
 
 WIDTH = 80
 _JSON_CONTENT_TYPE = "application/json"
@@ -278,12 +278,29 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def assumed_newest_version(
+    program: Path, stack: str, project: str, overrides: dict[str, str]
+) -> int:
+    """The version the plan shows as newest: the one after a pinned ``stableVersion`` (a
+    release deploys new code after pinning), else 1. Offline, nothing tells the real one."""
+    pinned = overrides.get(
+        "stableVersion", stack_config(program, stack).get(f"{project}:stableVersion")
+    )
+    return int(pinned) + 1 if pinned is not None and pinned.isdigit() else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     program = args.program.resolve()
     try:
         project = project_name(program)
-        run = run_program(program, args.stack, _overrides(args.overrides))
+        overrides = _overrides(args.overrides)
+        run = run_program(
+            program,
+            args.stack,
+            overrides,
+            published_version=assumed_newest_version(program, args.stack, project, overrides),
+        )
     except (FileNotFoundError, ValueError, pulumi.RunError) as error:
         print(f"error: cannot plan stack {args.stack}: {error}", file=sys.stderr)
         return 2

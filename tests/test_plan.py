@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +46,8 @@ def test_text_plan_shows_tree_routing_templates_and_findings(
     assert "    event-logger-function  [lambda:Function]" in lines[component:]
     assert "  events  [dynamodb:Table]" in lines
     assert "  prod     90%  → prod         → v3 (pinned)" in lines
-    assert "           10%  → prod-canary  → v1 (newest)" in lines
+    # The plan assumes the deploy after a pin publishes the next version.
+    assert "           10%  → prod-canary  → v4 (newest)" in lines
     assert "  POST /events on stage prod:" in lines
     assert '      "stage": "prod",' in lines
     assert all(len(line) <= plan.WIDTH for line in lines), [
@@ -69,7 +72,7 @@ def test_json_plan_carries_the_same_content(capsys: pytest.CaptureFixture[str]) 
     assert document["findings"] == []
     assert [(r["stage"], r["share"], r["alias"], r["version"]) for r in document["routing"]] == [
         ("prod", 90.0, "prod", "3"),
-        ("prod", 10.0, "prod-canary", "1"),
+        ("prod", 10.0, "prod-canary", "4"),
     ]
     by_name = {r["name"]: r for r in document["resources"]}
     assert by_name["event-logger-function"]["parent"] == "event-logger"
@@ -117,3 +120,17 @@ def test_readme_documents_every_preflight_rule() -> None:
     readme = (ROOT / "README.md").read_text()
     for rule in RULES:
         assert f"| {rule.id} | `{rule.name}` | {rule.severity} | {rule.summary} |" in readme
+
+
+def test_the_plan_assumes_a_deploy_after_a_pin_publishes_the_next_version(
+    tmp_path: Path,
+) -> None:
+    assert plan.assumed_newest_version(ROOT, "prod", "event-logger", {}) == 1
+    assert plan.assumed_newest_version(ROOT, "prod", "event-logger", {"stableVersion": "7"}) == 8
+    # A bad pin is left for the program's validation to refuse.
+    assert plan.assumed_newest_version(ROOT, "prod", "event-logger", {"stableVersion": "x"}) == 1
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(stack_file.read_text() + '  event-logger:stableVersion: "12"\n')
+    assert plan.assumed_newest_version(tmp_path, "prod", "event-logger", {}) == 13
