@@ -141,6 +141,8 @@ class Release:
 
     def rollback(self, clients: AwsClients | None) -> None:
         """Send no traffic to the canary: at once through AWS, then in the config file."""
+        if self._percent() == 0:
+            raise ReleaseError("canaryPercent is already 0: no traffic reaches the canary")
         if self.apply:
             if clients is None:
                 raise ReleaseError("rolling back needs AWS clients")
@@ -200,7 +202,7 @@ class Release:
             f"stack {stack}, {aws.floor_to(since, 60):%H:%M}-{aws.floor_to(until, 60):%H:%M} "
             f"UTC (CloudWatch's newest {SETTLE.seconds // 60} min left out: still arriving)"
         )
-        for line in format_status(outputs, self._percent(), window, verdict):
+        for line in format_status(outputs, self._percent(), window, verdict, self._alias_mode()):
             self.out(line)
         return verdict
 
@@ -214,6 +216,16 @@ class Release:
     ) -> str:
         """Judge every period and act on the verdict, for at most ``max_minutes`` (default: a
         full bake for the current share and each step after it)."""
+        outputs = self._outputs()
+        if str(outputs["canaryVersion"]) == str(outputs["liveVersion"]):
+            raise ReleaseError(
+                f"the canary serves v{outputs['liveVersion']}, as live does: nothing to watch; "
+                "pin the live version ('start') and deploy new code first"
+            )
+        if self._percent() == 0:
+            raise ReleaseError(
+                "canaryPercent is 0: no traffic reaches the canary; 'advance' to the first step"
+            )
         steps_left = 1 + sum(step > self._percent() for step in self.steps)
         bake_minutes = self.judge_config.max_periods * period_seconds / 60
         if max_minutes is None:
@@ -267,16 +279,25 @@ def _errors(summary: aws.VersionSummary) -> str:
 
 
 def format_status(
-    outputs: dict[str, Any], percent: float, window: aws.MetricsWindow, verdict: Verdict
+    outputs: dict[str, Any],
+    percent: float,
+    window: aws.MetricsWindow,
+    verdict: Verdict,
+    alias_mode: bool = False,
 ) -> list[str]:
-    """Live and canary side by side, then the judge's verdict with its evidence."""
+    """Live and canary side by side, then the judge's verdict with its evidence. In alias
+    mode both sides run through the live alias (a weighted alias)."""
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f} ms"
 
     rows = [
         ("", "live", "canary"),
-        ("alias", str(outputs["liveAlias"]), str(outputs["canaryAlias"])),
+        (
+            "alias",
+            str(outputs["liveAlias"]),
+            str(outputs["liveAlias" if alias_mode else "canaryAlias"]),
+        ),
         ("version", f"v{outputs['liveVersion']}", f"v{outputs['canaryVersion']}"),
         ("share", f"{100 - percent:g}%", f"{percent:g}%"),
         ("requests", f"{window.live.requests:,}", f"{window.canary.requests:,}"),

@@ -538,6 +538,37 @@ def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: P
     assert any("served only 0 of the 100 requests required" in line for line in lines)
 
 
+def test_watch_refuses_when_there_is_no_canary_to_watch(program: Path) -> None:
+    release, _, _ = release_for(program, FakeDeployer({**OUTPUTS, "canaryVersion": "3"}))
+    with pytest.raises(ReleaseError, match="nothing to watch"):
+        release.watch(AwsClients(FakeCloudWatch([]), None, None))
+    release, _, _ = release_for(program)
+    release.config.set("canaryPercent", "0")
+    with pytest.raises(ReleaseError, match="'advance' to the first step"):
+        release.watch(AwsClients(FakeCloudWatch([]), None, None))
+
+
+def test_rolling_back_twice_is_refused_and_touches_nothing(program: Path) -> None:
+    release, deployer, _ = release_for(program, apply=False)
+    release.rollback(None)
+    with pytest.raises(ReleaseError, match="already 0"):
+        release.rollback(AwsClients(None, None, None))
+    assert deployer.ups == 0
+
+
+def test_status_in_alias_mode_shows_both_sides_on_the_live_alias(program: Path) -> None:
+    release, _, lines = release_for(program)
+    release.config.set("canaryMode", "alias")
+    release.latency_threshold_ms = 800
+    release.status(
+        AwsClients(FakeCloudWatch([(900, 4, 100, 1)] * 30), None, None),
+        30,
+        T0 + timedelta(minutes=30),
+    )
+    alias_row = next(line for line in lines if line.strip().startswith("alias"))
+    assert alias_row.split() == ["alias", "prod", "prod"]
+
+
 # --- The command line -----------------------------------------------------------------------
 
 
