@@ -382,6 +382,55 @@ def test_windows_are_whole_minutes_and_an_empty_one_costs_no_call() -> None:
     assert len(window.periods) == 3
 
 
+def test_live_p99_is_one_whole_window_query() -> None:
+    # moto answers percentile statistics with nothing, so the call is checked with a Stubber.
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    stubber = Stubber(cloudwatch)
+    expected = {
+        "MetricDataQueries": [
+            {
+                "Id": "p99",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/Lambda",
+                        "MetricName": "Duration",
+                        "Dimensions": [
+                            {"Name": "FunctionName", "Value": "fn"},
+                            {"Name": "Resource", "Value": "fn:prod"},
+                        ],
+                    },
+                    "Period": 3600,
+                    "Stat": "p99",
+                },
+            }
+        ],
+        "StartTime": T0 - timedelta(hours=1),
+        "EndTime": T0,
+    }
+    stubber.add_response(
+        "get_metric_data",
+        {"MetricDataResults": [{"Id": "p99", "Timestamps": [T0], "Values": [412.5]}]},
+        expected,
+    )
+    stubber.add_response(
+        "get_metric_data",
+        {"MetricDataResults": [{"Id": "p99", "Timestamps": [], "Values": []}]},
+        expected,
+    )
+    with stubber:
+        for expected_p99 in (412.5, None):
+            assert (
+                aws.live_p99_ms(
+                    cloudwatch,
+                    dimensions=ALIASES["live"],
+                    start=T0 - timedelta(hours=1, seconds=-20),  # rounded down to the minute
+                    end=T0 + timedelta(seconds=59),
+                )
+                == expected_p99
+            )
+    stubber.assert_no_pending_responses()
+
+
 # --- Status and watch -----------------------------------------------------------------------
 
 
