@@ -53,6 +53,26 @@ class MetricsWindow:
     canary: VersionSummary
 
 
+def metric_query(
+    query_id: str, dimensions: Mapping[str, str], metric: str, statistic: str, period: int
+) -> dict[str, Any]:
+    """One GetMetricData query of a Lambda metric."""
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": NAMESPACE,
+                "MetricName": metric,
+                "Dimensions": [
+                    {"Name": name, "Value": value} for name, value in dimensions.items()
+                ],
+            },
+            "Period": period,
+            "Stat": statistic,
+        },
+    }
+
+
 def metric_queries(
     dimensions: Mapping[Role, Mapping[str, str]],
     latency_threshold_ms: float,
@@ -64,28 +84,21 @@ def metric_queries(
     threshold = f"{latency_threshold_ms:g}"
     queries = []
     for role in ROLES:
-        metric_dimensions = [
-            {"Name": name, "Value": value} for name, value in dimensions[role].items()
-        ]
-        per_period = [
-            (s, m, st.format(threshold=threshold), period_seconds) for s, m, st in _PER_PERIOD
-        ]
-        whole_window = [(s, m, st, window_seconds) for s, m, st in _WHOLE_WINDOW]
-        for suffix, metric, statistic, period in per_period + whole_window:
+        for suffix, metric, statistic in _PER_PERIOD:
             queries.append(
-                {
-                    "Id": f"{role}_{suffix}",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": NAMESPACE,
-                            "MetricName": metric,
-                            "Dimensions": metric_dimensions,
-                        },
-                        "Period": period,
-                        "Stat": statistic,
-                    },
-                    "ReturnData": True,
-                }
+                metric_query(
+                    f"{role}_{suffix}",
+                    dimensions[role],
+                    metric,
+                    statistic.format(threshold=threshold),
+                    period_seconds,
+                )
+            )
+        for suffix, metric, statistic in _WHOLE_WINDOW:
+            queries.append(
+                metric_query(
+                    f"{role}_{suffix}", dimensions[role], metric, statistic, window_seconds
+                )
             )
     return queries
 
@@ -135,20 +148,7 @@ def live_p99_ms(
     start, end = floor_to(start, 60), floor_to(end, 60)
     seconds = max(60, int((end - start).total_seconds()) // 60 * 60)
     response = cloudwatch.get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "p99",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": NAMESPACE,
-                        "MetricName": "Duration",
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
-                    },
-                    "Period": seconds,
-                    "Stat": "p99",
-                },
-            }
-        ],
+        MetricDataQueries=[metric_query("p99", dimensions, "Duration", "p99", seconds)],
         StartTime=start,
         EndTime=end,
     )
