@@ -74,6 +74,10 @@ class Release:
     def _percent(self) -> float:
         return float(self.config.get("canaryPercent") or 0)
 
+    def _following_steps(self) -> list[float]:
+        """The steps of the schedule above the current canary share."""
+        return [step for step in self.steps if step > self._percent()]
+
     def _alias_mode(self) -> bool:
         """Whether the live alias itself splits off the canary share (Lambda weights)."""
         return (self.config.get("canaryMode") or DEFAULTS["canaryMode"]) == "alias"
@@ -117,7 +121,7 @@ class Release:
     def advance(self) -> float:
         """Move the canary's share to the next step of the schedule."""
         current = self._percent()
-        following = [step for step in self.steps if step > current]
+        following = self._following_steps()
         if not following:
             raise ReleaseError(
                 f"canaryPercent is {current:g}, at or past the last step "
@@ -162,24 +166,31 @@ class Release:
     # --- judging -----------------------------------------------------------------------
 
     def measure(
-        self, clients: AwsClients, since: datetime, until: datetime, latency_threshold_ms: float
+        self,
+        clients: AwsClients,
+        dimensions: dict[Role, dict[str, str]],
+        since: datetime,
+        until: datetime,
+        latency_threshold_ms: float,
     ) -> tuple[aws.MetricsWindow, Verdict]:
         """Both sides' metrics from ``since`` to ``until`` and the judge's verdict on them."""
         window = aws.read_metrics(
             clients.cloudwatch,
-            dimensions=self._traffic_dimensions(self._outputs()),
+            dimensions=dimensions,
             start=since,
             end=until,
             latency_threshold_ms=latency_threshold_ms,
         )
         return window, judge(window.periods, self.judge_config)
 
-    def latency_threshold(self, clients: AwsClients, before: datetime) -> float:
-        """The configured threshold, or live's p99 over the hour before ``before``, so that
-        about 1% of live's requests count as slow and the slow test has events to compare."""
+    def latency_threshold(
+        self, clients: AwsClients, live: dict[str, str], before: datetime
+    ) -> float:
+        """The configured threshold, or the p99 of ``live`` (its dimensions) over the hour
+        before ``before``, so that about 1% of live's requests count as slow and the slow test
+        has events to compare."""
         if self.latency_threshold_ms is not None:
             return self.latency_threshold_ms
-        live = self._traffic_dimensions(self._outputs())["live"]
         p99 = aws.live_p99_ms(
             clients.cloudwatch, dimensions=live, start=before - BASELINE, end=before
         )
@@ -194,9 +205,10 @@ class Release:
 
     def status(self, clients: AwsClients, minutes: int, now: datetime) -> Verdict:
         outputs = self._outputs()
+        dimensions = self._traffic_dimensions(outputs)
         since, until = now - timedelta(minutes=minutes), now - SETTLE
-        threshold = self.latency_threshold(clients, since)
-        window, verdict = self.measure(clients, since, until, threshold)
+        threshold = self.latency_threshold(clients, dimensions["live"], since)
+        window, verdict = self.measure(clients, dimensions, since, until, threshold)
         stack = self.config.path.stem.removeprefix("Pulumi.")
         self.out(
             f"stack {stack}, {aws.floor_to(since, 60):%H:%M}-{aws.floor_to(until, 60):%H:%M} "
@@ -226,23 +238,25 @@ class Release:
             raise ReleaseError(
                 "canaryPercent is 0: no traffic reaches the canary; 'advance' to the first step"
             )
-        steps_left = 1 + sum(step > self._percent() for step in self.steps)
+        following = self._following_steps()
         bake_minutes = self.judge_config.max_periods * period_seconds / 60
         if max_minutes is None:
-            max_minutes = math.ceil(bake_minutes * steps_left)
-        following = [f"{step:g}" for step in self.steps if step > self._percent()]
-        then = f" (then {', '.join(following)})" if following else ""
+            max_minutes = math.ceil(bake_minutes * (1 + len(following)))
+        then = f" (then {', '.join(f'{step:g}' for step in following)})" if following else ""
         self.out(
             f"watching the canary at {self._percent():g}%{then}, at most {bake_minutes:g} min "
             f"each; stopping after {max_minutes} min"
         )
         started = now()
         deadline = started + timedelta(minutes=max_minutes)
-        threshold = self.latency_threshold(clients, started)
+        dimensions = self._traffic_dimensions(outputs)
+        threshold = self.latency_threshold(clients, dimensions["live"], started)
         while True:
             sleep(period_seconds)
             current = now()
-            window, verdict = self.measure(clients, started, current - SETTLE, threshold)
+            window, verdict = self.measure(
+                clients, dimensions, started, current - SETTLE, threshold
+            )
             elapsed = f"[{int((current - started).total_seconds() // 60):>3} min]"
             if not window.periods:
                 self.out(f"{elapsed} {self._percent():g}%: no complete minute in CloudWatch yet")
@@ -256,7 +270,7 @@ class Release:
                 self.rollback(clients)
                 return "ROLLBACK"
             if verdict.decision == "PROMOTE":
-                if any(step > self._percent() for step in self.steps):
+                if self._following_steps():
                     self._explain("advancing", verdict)
                     self.advance()
                     started = now()  # judge the new share afresh

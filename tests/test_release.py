@@ -42,8 +42,10 @@ class FakeDeployer:
     def __init__(self, outputs: dict[str, Any] | None = None) -> None:
         self.stack_outputs = dict(OUTPUTS if outputs is None else outputs)
         self.ups = 0
+        self.output_reads = 0
 
     def outputs(self) -> dict[str, Any]:
+        self.output_reads += 1
         return self.stack_outputs
 
     def up(self, on_output: Callable[[str], None]) -> None:
@@ -261,8 +263,9 @@ def test_queries_cover_both_aliases_in_one_call() -> None:
 def dimensions_read(release: Release, canary_mode: str) -> dict[str, dict[str, str]]:
     """The dimensions ``release`` asks CloudWatch for, per side, in ``canary_mode``."""
     release.config.set("canaryMode", canary_mode)
+    release.latency_threshold_ms = 1000
     cloudwatch = FakeCloudWatch([])
-    release.measure(AwsClients(cloudwatch, None, None), T0, T0 + timedelta(minutes=5), 1000)
+    release.status(AwsClients(cloudwatch, None, None), 5, T0 + timedelta(minutes=5))
     (request,) = cloudwatch.requests
     return {
         q["Id"].removesuffix("_requests"): {
@@ -543,6 +546,9 @@ def test_watch_advances_then_promotes_a_good_canary(program: Path) -> None:
     assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "10")
     assert sum("advancing" in line for line in lines) == 2  # 10 -> 25 -> 50
     assert deployer.ups == 3
+    # The stack's outputs (a Pulumi CLI call each) are read when the watch starts and by the
+    # promote, not every minute.
+    assert deployer.output_reads == 2
 
 
 def test_watch_stops_at_its_time_limit(program: Path) -> None:
