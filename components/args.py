@@ -233,37 +233,8 @@ def canary_mode(value: str, key: str) -> CanaryMode:
     return value
 
 
-def alarm_error_rate_percent(value: str | float, key: str) -> float:
-    """Parse an error-rate threshold: a percentage above 0, at most 100."""
-    message = f"{key} must be a percentage above 0 and at most 100, got {value!r}"
-    try:
-        percent = validation.positive_number(value, key)
-    except validation.ConfigError:
-        raise validation.ConfigError(message) from None
-    if percent > 100:
-        raise validation.ConfigError(message)
-    return percent
-
-
 def default_p99_duration_ms(timeout_seconds: int) -> float:
     return timeout_seconds * 1000 * metrics.DEFAULT_P99_SHARE_OF_TIMEOUT
-
-
-def alarm_p99_duration_ms(value: str | float, key: str, timeout_seconds: int) -> float:
-    """Parse a p99 duration threshold: above 0 and below the function's timeout, which no
-    invocation outlasts (an alarm above it could never go off)."""
-    timeout_ms = timeout_seconds * 1000
-    message = (
-        f"{key} must be a number of milliseconds above 0 and below the function's timeout "
-        f"({timeout_ms} ms), got {value!r}"
-    )
-    try:
-        duration = validation.positive_number(value, key)
-    except validation.ConfigError:
-        raise validation.ConfigError(message) from None
-    if duration >= timeout_ms:
-        raise validation.ConfigError(message)
-    return duration
 
 
 def parse_stage(
@@ -299,14 +270,16 @@ def parse_stage(
             stage.get("canary_mode", DEFAULT_CANARY_MODE), f"{key}.canary_mode"
         ),
         alarm_thresholds=metrics.AlarmThresholds(
-            error_rate_percent=alarm_error_rate_percent(
+            error_rate_percent=validation.alarm_error_rate_percent(
                 stage.get("alarm_error_rate_percent", metrics.DEFAULT_ERROR_RATE_PERCENT),
                 f"{key}.alarm_error_rate_percent",
             ),
             p99_duration_ms=(
                 default_p99_duration_ms(timeout_seconds)
                 if p99 is None
-                else alarm_p99_duration_ms(p99, f"{key}.alarm_p99_duration_ms", timeout_seconds)
+                else validation.alarm_p99_duration_ms(
+                    p99, f"{key}.alarm_p99_duration_ms", timeout_seconds
+                )
             ),
         ),
     )

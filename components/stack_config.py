@@ -87,7 +87,7 @@ def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings
             "throttleBurstLimit", *component_args.THROTTLE_BURST_LIMIT_RANGE
         ),
         "canary_mode": component_args.canary_mode(optional("canaryMode"), _key("canaryMode")),
-        "alarm_error_rate_percent": component_args.alarm_error_rate_percent(
+        "alarm_error_rate_percent": validation.alarm_error_rate_percent(
             optional("alarmErrorRatePercent"), _key("alarmErrorRatePercent")
         ),
     }
@@ -96,7 +96,7 @@ def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings
         stage["stable_version"] = validation.stable_version(stable, _key("stableVersion"))
     p99 = optional("alarmP99DurationMs")
     if p99:
-        stage["alarm_p99_duration_ms"] = component_args.alarm_p99_duration_ms(
+        stage["alarm_p99_duration_ms"] = validation.alarm_p99_duration_ms(
             p99, _key("alarmP99DurationMs"), timeout_seconds
         )
 

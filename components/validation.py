@@ -63,6 +63,29 @@ def canary_percent(value: str | float, key: str) -> float:
     return percent
 
 
+def alarm_error_rate_percent(value: str | float, key: str) -> float:
+    """Parse an error-rate threshold: a percentage above 0, at most 100."""
+    message = f"{key} must be a percentage above 0 and at most 100, got {value!r}"
+    percent = _finite(value, float, message)
+    if not 0 < percent <= 100:
+        raise ConfigError(message)
+    return percent
+
+
+def alarm_p99_duration_ms(value: str | float, key: str, timeout_seconds: int) -> float:
+    """Parse a p99 duration threshold: above 0 and below the function's timeout, which no
+    invocation outlasts (an alarm above it could never go off)."""
+    timeout_ms = timeout_seconds * 1000
+    message = (
+        f"{key} must be a number of milliseconds above 0 and below the function's timeout "
+        f"({timeout_ms} ms), got {value!r}"
+    )
+    duration = _finite(value, float, message)
+    if not 0 < duration < timeout_ms:
+        raise ConfigError(message)
+    return duration
+
+
 def stable_version(value: str | int, key: str) -> int:
     """Parse a published Lambda version number (1, 2, ...). ``$LATEST`` is not a version."""
     if isinstance(value, bool) or not _POSITIVE_INTEGER.fullmatch(str(value)):

@@ -245,13 +245,13 @@ def test_canary_mode_refuses_anything_else_listing_the_modes(value: str) -> None
     ("value", "expected"), [(1, 1.0), ("0.5", 0.5), (100, 100.0), ("0.01", 0.01)]
 )
 def test_alarm_error_rate_accepts_percentages_above_0(value: str | float, expected: float) -> None:
-    assert component_args.alarm_error_rate_percent(value, KEY) == expected
+    assert validation.alarm_error_rate_percent(value, KEY) == expected
 
 
 @pytest.mark.parametrize("value", [0, "0", -1, 100.01, "150", "abc", "", "nan", "inf", True])
 def test_alarm_error_rate_refuses_0_and_above_100(value: str | float) -> None:
     with pytest.raises(ConfigError, match="percentage above 0 and at most 100") as raised:
-        component_args.alarm_error_rate_percent(value, KEY)
+        validation.alarm_error_rate_percent(value, KEY)
     assert str(raised.value).startswith(f"{KEY} ")
     assert repr(value) in str(raised.value)
 
@@ -260,13 +260,13 @@ def test_alarm_error_rate_refuses_0_and_above_100(value: str | float) -> None:
 def test_alarm_p99_duration_accepts_values_below_the_timeout(
     value: str | float, expected: float
 ) -> None:
-    assert component_args.alarm_p99_duration_ms(value, KEY, 10) == expected
+    assert validation.alarm_p99_duration_ms(value, KEY, 10) == expected
 
 
 @pytest.mark.parametrize("value", [0, -5, 10000, "10000", 12000, "abc", "inf", True])
 def test_alarm_p99_duration_refuses_what_could_never_or_always_fire(value: str | float) -> None:
     with pytest.raises(ConfigError, match=r"below the function's timeout \(10000 ms\)") as raised:
-        component_args.alarm_p99_duration_ms(value, KEY, 10)
+        validation.alarm_p99_duration_ms(value, KEY, 10)
     assert str(raised.value).startswith(f"{KEY} ")
     assert repr(value) in str(raised.value)
 
