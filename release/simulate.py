@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -675,7 +674,3 @@ def sprt_bound(config: JudgeConfig, scenario: Scenario, metric: Metric, true_rat
     return expected_sample_size(
         config, scenario.live_rate(metric), scenario.canary_share, true_ratio
     )
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else math.nan
