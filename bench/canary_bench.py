@@ -212,8 +212,11 @@ def evaluate(scenario: Scenario, sizes: Sizes, seed: int, config: JudgeConfig) -
     }
 
 
-def _summary(judge: CanaryJudge, good: Sequence[Release], bad: Sequence[Release]) -> Summary:
-    return summarize([run(judge, r) for r in good], [run(judge, r) for r in bad])
+def _summary(
+    judge: CanaryJudge, good: Sequence[Release], bad: Sequence[Release], factor: int = 1
+) -> Summary:
+    """``judge`` on every release, each seen in periods of ``factor`` simulated ones."""
+    return summarize([run(judge, r, factor) for r in good], [run(judge, r, factor) for r in bad])
 
 
 def _scenario_dict(scenario: Scenario) -> dict[str, Any]:
@@ -329,10 +332,8 @@ def high_resolution(
     # Same wall-clock bake limit at both resolutions.
     fine_judge = OurJudge(replace(config, max_periods=config.max_periods * factor))
     minute_judge = OurJudge(config)
-    at_minute = summarize(
-        [run(minute_judge, r, factor) for r in good], [run(minute_judge, r, factor) for r in bad]
-    )
-    at_fine = summarize([run(fine_judge, r) for r in good], [run(fine_judge, r) for r in bad])
+    at_minute = _summary(minute_judge, good, bad, factor)
+    at_fine = _summary(fine_judge, good, bad)
     saving = 1.0 - at_fine.exposure_median / at_minute.exposure_median
     time_saving = 1.0 - at_fine.minutes_bad_median / at_minute.minutes_bad_median
     return {
