@@ -116,10 +116,6 @@ def _api_key(mocks: RecordingMocks, name: str, physical: str, inputs: Computed) 
     return {"id": _suffix(name, 10), "name": physical, "value": _suffix(name + "key", 40)}
 
 
-def _metric_alarm(mocks: RecordingMocks, name: str, physical: str, inputs: Computed) -> Computed:
-    return {"id": physical, "arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{physical}"}
-
-
 def _dashboard(mocks: RecordingMocks, name: str, physical: str, inputs: Computed) -> Computed:
     dashboard = inputs["dashboardName"]
     return {"id": dashboard, "dashboardArn": f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{dashboard}"}
@@ -145,7 +141,9 @@ _COMPUTED = {
     "aws:apigateway/usagePlan:UsagePlan": _named("arn:aws:apigateway:{region}::/usageplans/{name}"),
     "aws:iam/role:Role": _named("arn:aws:iam::{account}:role/{name}"),
     "aws:cloudwatch/logGroup:LogGroup": _named("arn:aws:logs:{region}:{account}:log-group:{name}"),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": _metric_alarm,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _named(
+        "arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+    ),
     "aws:cloudwatch/dashboard:Dashboard": _dashboard,
     "aws:dynamodb/table:Table": _named("arn:aws:dynamodb:{region}:{account}:table/{name}"),
 }
