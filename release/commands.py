@@ -143,19 +143,19 @@ class Release:
             f"stableVersion v{live} -> v{canary}; canaryPercent reset to {self.steps[0]:g}"
         )
 
-    def rollback(self, clients: AwsClients | None) -> None:
-        """Send no traffic to the canary: at once through AWS, then in the config file."""
+    def rollback(self, clients: AwsClients | None, outputs: dict[str, Any] | None = None) -> None:
+        """Send no traffic to the canary: at once through AWS, then in the config file.
+        ``outputs``: the stack's, if the caller has read them (saves a Pulumi CLI call)."""
         if self._percent() == 0:
             raise ReleaseError("canaryPercent is already 0: no traffic reaches the canary")
         if self.apply:
             if clients is None:
                 raise ReleaseError("rolling back needs AWS clients")
-            self._stop_canary_now(clients)
+            self._stop_canary_now(clients, outputs or self._outputs())
         self.config.set("canaryPercent", "0")
         self._commit("canaryPercent -> 0 (rolled back)")
 
-    def _stop_canary_now(self, clients: AwsClients) -> None:
-        outputs = self._outputs()
+    def _stop_canary_now(self, clients: AwsClients, outputs: dict[str, Any]) -> None:
         if self._alias_mode():
             aws.stop_alias_canary(clients.lambda_, outputs["functionName"], outputs["liveAlias"])
             self.out(f"alias {outputs['liveAlias']} now sends everything to its own version")
@@ -267,7 +267,7 @@ class Release:
                 )
             if verdict.decision == "ROLLBACK":
                 self._explain("rolling back", verdict)
-                self.rollback(clients)
+                self.rollback(clients, outputs)
                 return "ROLLBACK"
             if verdict.decision == "PROMOTE":
                 if self._following_steps():

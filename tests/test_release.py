@@ -532,6 +532,7 @@ def test_watch_rolls_back_a_bad_canary(program: Path) -> None:
     assert outcome == "ROLLBACK"
     assert reread(program).get("canaryPercent") == "0"
     assert deployer.ups == 1
+    assert deployer.output_reads == 1  # the rollback reuses the watch's outputs
     assert any(line.startswith("[  1 min]") for line in lines)
 
 
