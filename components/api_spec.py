@@ -1,15 +1,13 @@
 """The API's shape as plain data: routes, mapping templates, error responses, ARNs.
 
 Nothing here creates resources or touches Outputs, so every routing decision is testable as a
-plain function, and the deployment fingerprint hashes exactly what the resources are built from.
+plain function; :mod:`components.openapi` assembles them into the API's OpenAPI document.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from components.validation import ConfigError
 
@@ -24,7 +22,8 @@ JSON_CONTENT_TYPE = "application/json"
 BAD_REQUEST_PREFIX = "[BadRequest] "
 UNAVAILABLE_PREFIX = "[Unavailable] "
 
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
+"""``ANY`` serves every method a path has no route of its own for."""
 
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+|\{[A-Za-z0-9_]+\+?\}")
 
@@ -87,8 +86,8 @@ class IntegrationResponse:
     status_code: str
     selection_pattern: str | None
     """Java regex on the Lambda errorMessage; ``None`` is the default (successful) response."""
-    template: str | None
-    """Response mapping template; ``None`` passes the function's JSON result through."""
+    template: str
+    """Response mapping template."""
 
 
 def _error_body_after(prefix: str) -> str:
@@ -96,8 +95,24 @@ def _error_body_after(prefix: str) -> str:
     return f"$input.path('$.errorMessage').substring({len(prefix)})"
 
 
+INTERNAL_ERROR_BODY = '{"message": "Internal error", "requestId": "$context.requestId"}'
+
+# A Lambda error whose message is empty (``raise MemoryError()``) matches no selection pattern:
+# API Gateway matches patterns against the error message, and an empty one is what a success
+# looks like ("if the success response returns nothing ... use the .+ regex to match error
+# response", IntegrationResponse.selectionPattern in the API reference). So the default response
+# recognises Lambda's error shape itself and overrides the status, rather than answering 200
+# with the runtime's errorType and stackTrace.
+SUCCESS_TEMPLATE = (
+    "#set($errorType = $input.path('$.errorType'))\n"
+    '#if("$!errorType" != "")'
+    "#set($context.responseOverride.status = 500)"
+    f"{INTERNAL_ERROR_BODY}"
+    "#else$input.json('$')#end"
+)
+
 INTEGRATION_RESPONSES = (
-    IntegrationResponse("200", None, None),
+    IntegrationResponse("200", None, SUCCESS_TEMPLATE),
     IntegrationResponse(
         "400",
         "^" + re.escape(BAD_REQUEST_PREFIX) + r"[\s\S]*",
@@ -112,7 +127,7 @@ INTEGRATION_RESPONSES = (
     IntegrationResponse(
         "500",
         "^(?!" + re.escape(BAD_REQUEST_PREFIX) + "|" + re.escape(UNAVAILABLE_PREFIX) + r")[\s\S]+",
-        '{"message": "Internal error", "requestId": "$context.requestId"}',
+        INTERNAL_ERROR_BODY,
     ),
 )
 
@@ -150,35 +165,30 @@ def unique_routes(routes: list[Route]) -> list[Route]:
     return routes
 
 
-def resource_paths(routes: list[Route]) -> list[str]:
-    """Every resource the routes need, each after its parent (``a``, ``a/b``, ``a/b/c``)."""
-    paths: list[str] = []
-    for route in routes:
-        segments = route.path.split("/")
-        for depth in range(1, len(segments) + 1):
-            prefix = "/".join(segments[:depth])
-            if prefix not in paths:
-                paths.append(prefix)
-    return paths
-
-
-def parent_path(path: str) -> str | None:
-    """The parent resource path, or ``None`` for a child of the API root."""
-    parent, separator, _ = path.rpartition("/")
-    return parent if separator else None
-
-
 def arn_region(arn: str) -> str:
     """The region an ARN names (``arn:partition:service:region:account:resource``)."""
     return arn.split(":")[3]
 
 
+def arn_partition(arn: str) -> str:
+    """The partition an ARN names: ``aws``, ``aws-cn``, ``aws-us-gov``, ..."""
+    return arn.split(":")[1]
+
+
 def lambda_integration_uri(function_arn: str) -> str:
-    """The integration URI that invokes whichever alias the stage variable names."""
+    """The integration URI that invokes whichever alias the stage variable names, in the
+    function's own partition and region."""
     return (
-        f"arn:aws:apigateway:{arn_region(function_arn)}:lambda:path/2015-03-31/functions/"
-        f"{function_arn}:${{stageVariables.{ALIAS_STAGE_VARIABLE}}}/invocations"
+        f"arn:{arn_partition(function_arn)}:apigateway:{arn_region(function_arn)}:lambda:"
+        f"path/2015-03-31/functions/{function_arn}:${{stageVariables.{ALIAS_STAGE_VARIABLE}}}"
+        "/invocations"
     )
+
+
+def stage_source_arn_suffix(stage: str) -> str:
+    """What follows the API's execution ARN in an invoke permission's source ARN: every method
+    and path of ``stage``, its canary included (canary requests come from the same stage)."""
+    return f"/{stage}/*/*"
 
 
 def source_arn_suffix(stage: str, method: str, path: str) -> str:
@@ -188,21 +198,3 @@ def source_arn_suffix(stage: str, method: str, path: str) -> str:
     """
     arn_path = "/".join("*" if part.startswith("{") else part for part in path.split("/"))
     return f"/{stage}/{method}/{arn_path}"
-
-
-def deployment_fingerprint(
-    routes: list[Route], api_key_required: bool, integration_uri: str
-) -> str:
-    """A hash of everything a deployment snapshots, so a change to any of it redeploys.
-
-    The function's code is not in it: the integration URI names the function, not a version.
-    """
-    definition = {
-        "routes": [asdict(route) for route in routes],
-        "apiKeyRequired": api_key_required,
-        "integrationUri": integration_uri,
-        "responses": [asdict(response) for response in INTEGRATION_RESPONSES],
-        "stageVariable": ALIAS_STAGE_VARIABLE,
-    }
-    encoded = json.dumps(definition, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()

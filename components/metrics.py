@@ -265,15 +265,6 @@ def alarm_definitions(
     return definitions
 
 
-def alarm_name(component: str, stage: str, definition: AlarmDefinition) -> str:
-    """E.g. ``event-logger-prod-canary-error-rate``: unique per component, stage and alarm."""
-    return f"{component}-{stage}-{definition.suffix}"
-
-
-def dashboard_name(component: str, stage: str) -> str:
-    return f"{component}-{stage}"
-
-
 # --- The dashboard ------------------------------------------------------------------------------
 
 _GRID_WIDTH = 24

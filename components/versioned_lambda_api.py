@@ -1,12 +1,11 @@
 """The ``VersionedLambdaApi`` component: a published, aliased Lambda function behind a REST API
 whose stages pick the alias they invoke, with canary releases.
 
-The decisions (what a stage routes where, templates, ARNs, what its alarms watch) live in
-:mod:`components.args`, :mod:`components.api_spec` and :mod:`components.metrics`; this module
+The decisions (what a stage routes where, templates, the OpenAPI document, ARNs, names, what
+its alarms watch) live in :mod:`components.args`, :mod:`components.api_spec`,
+:mod:`components.openapi`, :mod:`components.names` and :mod:`components.metrics`; this module
 only wires resources from them.
 """
-
-from __future__ import annotations
 
 import json
 from typing import Any
@@ -14,15 +13,16 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import api_spec, metrics
+from components import api_spec, metrics, names, openapi
 from components.args import (
     ApiPlan,
     PolicyStatementArgs,
     StagePlan,
     VersionedLambdaApiArgs,
-    component_name,
     parse_args,
 )
+from components.routing import route_tree_problems
+from components.validation import ConfigError
 
 TYPE_TOKEN = "event-logger:index:VersionedLambdaApi"  # noqa: S105 - not a secret
 
@@ -71,18 +71,18 @@ class VersionedLambdaApi(pulumi.ComponentResource):
 
     Every deploy publishes a version (only when the code or configuration changed). Each stage
     has a live alias (pinned to ``stable_version`` or following the newest version) and a
-    canary alias (always the newest version). The stage variable ``lambdaAlias`` makes every
-    route invoke the live alias; a stage with ``canary_percent`` above 0 overrides it with the
-    canary alias for that share of requests, or, with ``canary_mode: "alias"``, the live alias
-    itself sends that share to the newest version. API Gateway may invoke exactly the aliases a
-    stage can reach, from that stage, for the methods and paths it serves.
+    canary alias (always the newest version). The REST API is one OpenAPI document whose every
+    route invokes the alias named by the stage variable ``lambdaAlias``: the live alias, or, for
+    a stage with ``canary_percent`` above 0, the canary alias for that share of requests; with
+    ``canary_mode: "alias"`` the live alias itself sends that share to the newest version.
+    API Gateway may invoke exactly the aliases a stage can reach, and only from that stage.
 
     Each stage has CloudWatch alarms on the error rate and p99 duration of its live and its
     canary traffic and on throttles, and a dashboard showing both side by side.
 
     Error contract: the function raises an exception whose message is ``[BadRequest] `` or
     ``[Unavailable] `` followed by a JSON body to answer 400 or 503 with that body; any other
-    failure is answered 500 with a generic JSON body.
+    failure, an empty message or a timeout included, is answered 500 with a generic JSON body.
     """
 
     function_name: pulumi.Output[str]
@@ -91,6 +91,8 @@ class VersionedLambdaApi(pulumi.ComponentResource):
     """The most recently published version: what every canary alias serves."""
     rest_api_id: pulumi.Output[str]
     """ID of the REST API."""
+    openapi: pulumi.Output[str]
+    """The REST API's OpenAPI 3 document (JSON), as imported into API Gateway."""
     stage_urls: pulumi.Output[dict[str, str]]
     """Stage name to the stage's invoke URL."""
     live_aliases: pulumi.Output[dict[str, str]]
@@ -114,20 +116,37 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Validate before registering anything, so a bad input leaves nothing half-created.
-        component_name(name)
         plan = parse_args(args)
+        names.check_names(name, [stage.name for stage in plan.stages])
+        problems = route_tree_problems(route.path for route in plan.routes)
+        if problems:
+            raise ConfigError("routes: API Gateway would refuse them: " + "; ".join(problems))
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._component_name = name
         self._plan = plan
 
         function = self._create_function(args)
+        newest_version = self._verified_newest_version(function)
+        document = function.arn.apply(
+            lambda arn: openapi.document_json(name, plan.routes, plan.api_key_required, arn)
+        )
         rest_api = aws.apigateway.RestApi(
-            f"{name}-api",
+            names.child(name, "api"),
             description=f"{name}: routes to the Lambda alias named by each stage",
+            body=document,
+            # The document is the whole API: a route it no longer has is removed.
+            put_rest_api_mode="overwrite",
             endpoint_configuration={"types": "REGIONAL"},
+            api_key_source="HEADER",
             opts=self._child_opts(),
         )
-        deployment = self._create_deployment(rest_api, function)
+        deployment = aws.apigateway.Deployment(
+            names.child(name, "deployment"),
+            rest_api=rest_api.id,
+            description="Replaced whenever the OpenAPI document changes",
+            triggers={"redeployment": document.apply(openapi.fingerprint)},
+            opts=self._child_opts(depends_on=[rest_api]),
+        )
 
         stage_urls: dict[str, pulumi.Output[str]] = {}
         live_aliases: dict[str, pulumi.Output[str]] = {}
@@ -139,7 +158,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         for stage_plan in plan.stages:
             if stage_plan.canary_is_inert:
                 pulumi.log.warn(_inert_canary_warning(stage_plan), resource=self)
-            live, canary = self._create_aliases(stage_plan, function)
+            live, canary = self._create_aliases(stage_plan, function, newest_version)
             permissions = self._create_permissions(
                 stage_plan, function, rest_api, {"live": live, "canary": canary}
             )
@@ -157,6 +176,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         self.function_name = function.name
         self.newest_version = function.version
         self.rest_api_id = rest_api.id
+        self.openapi = document
         self.stage_urls = pulumi.Output.all(**stage_urls)
         self.live_aliases = pulumi.Output.all(**live_aliases)
         self.live_versions = pulumi.Output.all(**live_versions)
@@ -169,6 +189,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
                 "functionName": self.function_name,
                 "newestVersion": self.newest_version,
                 "restApiId": self.rest_api_id,
+                "openapi": self.openapi,
                 "stageUrls": self.stage_urls,
                 "liveAliases": self.live_aliases,
                 "liveVersions": self.live_versions,
@@ -192,20 +213,24 @@ class VersionedLambdaApi(pulumi.ComponentResource):
     def _create_function(self, args: VersionedLambdaApiArgs) -> aws.lambda_.Function:
         name, plan = self._component_name, self._plan
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", retention_in_days=plan.log_retention_days, opts=self._child_opts()
+            names.child(name, "logs"),
+            retention_in_days=plan.log_retention_days,
+            opts=self._child_opts(),
         )
         role = aws.iam.Role(
-            f"{name}-role", assume_role_policy=_LAMBDA_ASSUME_ROLE_POLICY, opts=self._child_opts()
+            names.child(name, "role"),
+            assume_role_policy=_LAMBDA_ASSUME_ROLE_POLICY,
+            opts=self._child_opts(),
         )
         policy = aws.iam.RolePolicy(
-            f"{name}-policy",
+            names.child(name, "policy"),
             role=role.id,
             policy=pulumi.Output.json_dumps(function_policy(log_group.arn, plan.policy_statements)),
             opts=self._child_opts(),
         )
         environment = args.get("environment")
         return aws.lambda_.Function(
-            f"{name}-function",
+            names.child(name, "function"),
             role=role.arn,
             runtime=plan.runtime,
             handler=args["handler"],
@@ -226,115 +251,50 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             opts=self._child_opts(depends_on=[policy]),
         )
 
-    def _create_deployment(
-        self, rest_api: aws.apigateway.RestApi, function: aws.lambda_.Function
-    ) -> aws.apigateway.Deployment:
-        """The routes' resources, methods, integrations and responses, and their deployment."""
-        name, plan = self._component_name, self._plan
-        integration_uri = function.arn.apply(api_spec.lambda_integration_uri)
-        resources: dict[str, aws.apigateway.Resource] = {}
-        for path in api_spec.resource_paths(plan.routes):
-            parent = api_spec.parent_path(path)
-            resources[path] = aws.apigateway.Resource(
-                f"{name}-resource-{path}",
-                rest_api=rest_api.id,
-                parent_id=rest_api.root_resource_id if parent is None else resources[parent].id,
-                path_part=path.rpartition("/")[2],
-                opts=self._child_opts(),
-            )
-
-        snapshot: list[pulumi.Resource] = []
-        for route in plan.routes:
-            route_name = f"{name}-{route.method}-{route.path}"
-            resource = resources[route.path]
-            method = aws.apigateway.Method(
-                route_name,
-                rest_api=rest_api.id,
-                resource_id=resource.id,
-                http_method=route.method,
-                authorization="NONE",
-                api_key_required=plan.api_key_required,
-                opts=self._child_opts(),
-            )
-            integration = aws.apigateway.Integration(
-                f"{route_name}-integration",
-                rest_api=rest_api.id,
-                resource_id=resource.id,
-                http_method=method.http_method,
-                type="AWS",
-                integration_http_method="POST",
-                uri=integration_uri,
-                request_templates={api_spec.JSON_CONTENT_TYPE: route.request_template},
-                # Without a matching template the raw body would reach the function unmapped.
-                passthrough_behavior="NEVER",
-                opts=self._child_opts(),
-            )
-            snapshot += [method, integration]
-            for response in api_spec.INTEGRATION_RESPONSES:
-                method_response = aws.apigateway.MethodResponse(
-                    f"{route_name}-{response.status_code}",
-                    rest_api=rest_api.id,
-                    resource_id=resource.id,
-                    http_method=method.http_method,
-                    status_code=response.status_code,
-                    response_models={api_spec.JSON_CONTENT_TYPE: "Empty"},
-                    opts=self._child_opts(),
-                )
-                integration_response = aws.apigateway.IntegrationResponse(
-                    f"{route_name}-{response.status_code}-integration",
-                    rest_api=rest_api.id,
-                    resource_id=resource.id,
-                    http_method=method.http_method,
-                    status_code=method_response.status_code,
-                    selection_pattern=response.selection_pattern,
-                    response_templates=(
-                        {api_spec.JSON_CONTENT_TYPE: response.template}
-                        if response.template is not None
-                        else None
-                    ),
-                    opts=self._child_opts(depends_on=[integration]),
-                )
-                snapshot += [method_response, integration_response]
-
-        return aws.apigateway.Deployment(
-            f"{name}-deployment",
-            rest_api=rest_api.id,
-            description="Replaced whenever a route, template or response changes",
-            triggers={
-                "redeployment": integration_uri.apply(
-                    lambda uri: api_spec.deployment_fingerprint(
-                        plan.routes, plan.api_key_required, uri
-                    )
-                )
-            },
-            opts=self._child_opts(depends_on=snapshot),
+    def _verified_newest_version(self, function: aws.lambda_.Function) -> pulumi.Output[str]:
+        """The function's newest version, once every pinned ``stable_version`` is known to be
+        published. Every alias waits for it, so a version that does not exist fails the deploy
+        with a clear message before any alias is changed (Lambda would refuse it only at
+        UpdateAlias, after other changes were applied)."""
+        pinned = {
+            f"stages[{index}].stable_version": stage.stable_version
+            for index, stage in enumerate(self._plan.stages)
+            if stage.stable_version is not None
+        }
+        if not pinned:
+            return function.version
+        return pulumi.Output.all(function.name, function.version).apply(
+            lambda values: _check_published(values[0], values[1], pinned)
         )
 
     def _create_aliases(
-        self, stage: StagePlan, function: aws.lambda_.Function
+        self, stage: StagePlan, function: aws.lambda_.Function, newest_version: pulumi.Output[str]
     ) -> tuple[aws.lambda_.Alias, aws.lambda_.Alias]:
+        name = self._component_name
         live = aws.lambda_.Alias(
-            f"{self._component_name}-{stage.name}-live-alias",
+            names.stage_child(name, "live-alias", stage.name),
             name=stage.live_alias,
             description=f"What stage {stage.name} serves outside its canary",
             function_name=function.name,
             function_version=(
-                function.version if stage.stable_version is None else str(stage.stable_version)
+                newest_version
+                if stage.stable_version is None
+                else newest_version.apply(lambda _: str(stage.stable_version))
             ),
             # Which version is newest is known only once it is published.
             routing_config=(
-                function.version.apply(lambda newest: _routing_config(stage.alias_weights(newest)))
+                newest_version.apply(lambda newest: _routing_config(stage.alias_weights(newest)))
                 if stage.canary_mode == "alias"
                 else None
             ),
             opts=self._child_opts(),
         )
         canary = aws.lambda_.Alias(
-            f"{self._component_name}-{stage.name}-canary-alias",
+            names.stage_child(name, "canary-alias", stage.name),
             name=stage.canary_alias,
             description=f"The newest version, served to stage {stage.name}'s canary requests",
             function_name=function.name,
-            function_version=function.version,
+            function_version=newest_version,
             opts=self._child_opts(),
         )
         return live, canary
@@ -346,25 +306,23 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         rest_api: aws.apigateway.RestApi,
         aliases: dict[str, aws.lambda_.Alias],
     ) -> list[pulumi.Resource]:
-        """One invoke permission per alias the stage can reach and route it serves."""
-        permissions: list[pulumi.Resource] = []
-        for role in stage.reachable_aliases():
-            for route in self._plan.routes:
-                permissions.append(
-                    aws.lambda_.Permission(
-                        f"{self._component_name}-{stage.name}-{role}-{route.method}-{route.path}-invoke",
-                        action="lambda:InvokeFunction",
-                        function=function.name,
-                        qualifier=aliases[role].name,
-                        principal="apigateway.amazonaws.com",
-                        source_arn=pulumi.Output.concat(
-                            rest_api.execution_arn,
-                            api_spec.source_arn_suffix(stage.name, route.method, route.path),
-                        ),
-                        opts=self._child_opts(),
-                    )
-                )
-        return permissions
+        """One invoke permission per alias the stage can reach, for the whole stage: the
+        alias' resource policy does not grow with the routes (Lambda caps it at 20 KB)."""
+        return [
+            aws.lambda_.Permission(
+                names.stage_child(self._component_name, f"{role}-invoke", stage.name),
+                statement_id=names.statement_id(stage.name, role),
+                action="lambda:InvokeFunction",
+                function=function.name,
+                qualifier=aliases[role].name,
+                principal="apigateway.amazonaws.com",
+                source_arn=pulumi.Output.concat(
+                    rest_api.execution_arn, api_spec.stage_source_arn_suffix(stage.name)
+                ),
+                opts=self._child_opts(),
+            )
+            for role in stage.reachable_aliases()
+        ]
 
     def _create_stage(
         self,
@@ -373,8 +331,9 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         deployment: aws.apigateway.Deployment,
         permissions: list[pulumi.Resource],
     ) -> aws.apigateway.Stage:
+        name = self._component_name
         api_stage = aws.apigateway.Stage(
-            f"{self._component_name}-{stage.name}-stage",
+            names.stage_child(name, "stage", stage.name),
             rest_api=rest_api.id,
             deployment=deployment.id,
             stage_name=stage.name,
@@ -394,7 +353,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             opts=self._child_opts(depends_on=permissions),
         )
         aws.apigateway.MethodSettings(
-            f"{self._component_name}-{stage.name}-method-settings",
+            names.stage_child(name, "method-settings", stage.name),
             rest_api=rest_api.id,
             stage_name=api_stage.stage_name,
             method_path="*/*",
@@ -413,14 +372,15 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         """A key and usage plan of the stage's own, so a dev key cannot call prod."""
         if not self._plan.api_key_required:
             return pulumi.Output.from_input("")
+        name = self._component_name
         key = aws.apigateway.ApiKey(
-            f"{self._component_name}-{stage.name}-api-key",
+            names.stage_child(name, "api-key", stage.name),
             description=f"Clients of stage {stage.name}",
             enabled=True,
             opts=self._child_opts(),
         )
         usage_plan = aws.apigateway.UsagePlan(
-            f"{self._component_name}-{stage.name}-usage-plan",
+            names.stage_child(name, "usage-plan", stage.name),
             description=f"Throttles the clients of stage {stage.name}",
             api_stages=[{"api_id": rest_api.id, "stage": api_stage.stage_name}],
             throttle_settings={
@@ -430,7 +390,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             opts=self._child_opts(),
         )
         aws.apigateway.UsagePlanKey(
-            f"{self._component_name}-{stage.name}-usage-plan-key",
+            names.stage_child(name, "usage-plan-key", stage.name),
             key_id=key.id,
             key_type="API_KEY",
             usage_plan_id=usage_plan.id,
@@ -448,9 +408,10 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         name = self._component_name
         traffic = stage.traffic()
         for definition in metrics.alarm_definitions(traffic, stage.alarm_thresholds):
+            # Alarm names are left to Pulumi's autonaming: unique per stack, so two stacks in
+            # one account never overwrite (or, destroyed, delete) each other's alarms.
             aws.cloudwatch.MetricAlarm(
-                f"{name}-{stage.name}-{definition.suffix}-alarm",
-                name=metrics.alarm_name(name, stage.name, definition),
+                names.stage_child(name, names.alarm_role(definition), stage.name),
                 alarm_description=definition.description,
                 comparison_operator=definition.comparison,
                 threshold=definition.threshold,
@@ -462,8 +423,10 @@ class VersionedLambdaApi(pulumi.ComponentResource):
                 opts=self._child_opts(),
             )
         dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-{stage.name}-dashboard",
-            dashboard_name=metrics.dashboard_name(name, stage.name),
+            names.stage_child(name, "dashboard", stage.name),
+            dashboard_name=rest_api.id.apply(
+                lambda api_id: names.dashboard_name(name, stage.name, api_id)
+            ),
             dashboard_body=pulumi.Output.all(
                 function.arn, rest_api.name, function.name, function.version
             ).apply(
@@ -481,6 +444,21 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             opts=self._child_opts(),
         )
         return dashboard.dashboard_name
+
+
+def _check_published(function_name: str, newest: str, pinned: dict[str, int]) -> str:
+    """``newest`` if every pinned version is published: versions are numbered 1, 2, ... in
+    order and never reused, so one above the newest was never published."""
+    if not newest.isdigit():
+        return newest  # $LATEST: the function publishes nothing, PF006 reports its aliases
+    for key, version in pinned.items():
+        if version > int(newest):
+            raise ConfigError(
+                f"{key} is {version}, but function {function_name} has published versions 1 to "
+                f"{newest} only: pin one of those (the live alias must serve code that exists), "
+                "or deploy without a stable version first. No alias was changed."
+            )
+    return newest
 
 
 def _inert_canary_warning(stage: StagePlan) -> str:

@@ -92,7 +92,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, TypeAlias
 
-__all__ = ["TemplateError", "TemplateInput", "render"]
+__all__ = ["TemplateError", "TemplateInput", "render", "render_response"]
 
 
 @dataclass(frozen=True)
@@ -121,12 +121,36 @@ class TemplateError(Exception):
 
 def render(template: str, template_input: TemplateInput) -> str:
     """Render ``template`` for ``template_input`` as API Gateway would."""
+    return _render(template, template_input, {})
+
+
+def render_response(template: str, template_input: TemplateInput) -> tuple[str, int | None]:
+    """Render an integration response template; also the status code it sets through
+    ``$context.responseOverride.status``, if any (API Gateway answers with it instead of the
+    integration response's own)."""
+    override: dict[str, object] = {"header": {}}
+    text = _render(template, template_input, {"responseOverride": override})
+    status = override.get("status")
+    if status is None:
+        return text, None
+    try:
+        return text, int(str(status))
+    except ValueError:
+        raise TemplateError(
+            f"$context.responseOverride.status must be a status code, got {status!r}", 1, 1
+        ) from None
+
+
+def _render(template: str, template_input: TemplateInput, extra_context: dict[str, object]) -> str:
     source = _Source(template)
     nodes = _Parser(source).parse()
+    context = _from_python(template_input.context)
+    if isinstance(context, dict):
+        context.update(extra_context)
     variables: dict[str, object] = {
         "input": _Input(template_input),
         "util": _UTIL,
-        "context": _from_python(template_input.context),
+        "context": context,
         "stageVariables": dict(template_input.stage_variables),
     }
     out: list[str] = []

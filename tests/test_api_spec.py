@@ -139,16 +139,6 @@ def test_custom_template_with_stage_is_kept() -> None:
     assert route(template=template).request_template == template
 
 
-def test_resource_paths_lists_each_parent_once_before_its_children() -> None:
-    routes = [route("a/b/c"), route("a/b/c", "GET"), route("a/d"), route("events")]
-    assert api_spec.resource_paths(routes) == ["a", "a/b", "a/b/c", "a/d", "events"]
-
-
-@pytest.mark.parametrize(("path", "parent"), [("events", None), ("a/b", "a"), ("a/b/{id}", "a/b")])
-def test_parent_path(path: str, parent: str | None) -> None:
-    assert api_spec.parent_path(path) == parent
-
-
 def test_unique_routes_refuses_a_method_defined_twice_and_no_routes() -> None:
     with pytest.raises(ConfigError, match=re.escape("POST /events more than once")):
         api_spec.unique_routes([route("/events", "post"), route("events", "POST")])
@@ -164,6 +154,20 @@ def test_integration_uri_lets_the_stage_variable_pick_the_alias() -> None:
         "arn:aws:apigateway:eu-west-2:lambda:path/2015-03-31/functions/"
         f"{FUNCTION_ARN}:${{stageVariables.lambdaAlias}}/invocations"
     )
+
+
+@pytest.mark.parametrize(
+    ("partition", "region"), [("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1")]
+)
+def test_integration_uri_stays_in_the_function_partition(partition: str, region: str) -> None:
+    function_arn = f"arn:{partition}:lambda:{region}:123456789012:function:f"
+    assert api_spec.lambda_integration_uri(function_arn).startswith(
+        f"arn:{partition}:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}:"
+    )
+
+
+def test_a_stage_permission_covers_every_method_and_path_of_that_stage_only() -> None:
+    assert api_spec.stage_source_arn_suffix("prod") == "/prod/*/*"
 
 
 @pytest.mark.parametrize(
@@ -217,7 +221,6 @@ def test_every_response_status_is_distinct_and_success_has_no_pattern() -> None:
     assert sorted(statuses) == ["200", "400", "500", "503"]
     default = [r for r in api_spec.INTEGRATION_RESPONSES if r.selection_pattern is None]
     assert [r.status_code for r in default] == ["200"]
-    assert default[0].template is None
 
 
 @pytest.mark.parametrize(
@@ -244,38 +247,3 @@ def test_function_raises_with_the_prefixes_the_api_matches() -> None:
     handler = load_handler()
     assert handler.BAD_REQUEST_PREFIX == api_spec.BAD_REQUEST_PREFIX
     assert handler.UNAVAILABLE_PREFIX == api_spec.UNAVAILABLE_PREFIX
-
-
-# --- Deployment fingerprint -----------------------------------------------------------------
-
-
-def fingerprint(routes: list[Route], api_key_required: bool = True, uri: str = "uri") -> str:
-    return api_spec.deployment_fingerprint(routes, api_key_required, uri)
-
-
-def test_fingerprint_is_stable_for_the_same_definition() -> None:
-    assert fingerprint([route(), route(method="GET")]) == fingerprint(
-        [route(), route(method="GET")]
-    )
-
-
-@pytest.mark.parametrize(
-    "changed",
-    [
-        pytest.param({"routes": [route()]}, id="route removed"),
-        pytest.param({"routes": [route(), route("other", "GET")]}, id="path changed"),
-        pytest.param(
-            {"routes": [route(), route("events", "GET", '{"stage": "$context.stage"}')]},
-            id="template changed",
-        ),
-        pytest.param({"api_key_required": False}, id="api key dropped"),
-        pytest.param({"uri": "other-function"}, id="integration uri changed"),
-    ],
-)
-def test_fingerprint_changes_with_what_a_deployment_snapshots(changed: dict[str, object]) -> None:
-    base: dict[str, object] = {
-        "routes": [route(), route("events", "GET")],
-        "api_key_required": True,
-        "uri": "uri",
-    }
-    assert fingerprint(**base) != fingerprint(**{**base, **changed})  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ import pulumi
 import pytest
 
 from components import ConfigError, StageArgs, VersionedLambdaApi, VersionedLambdaApiArgs
+from components.args import CanaryMode
 from components.graph import ResourceRecord
 from components.testing import ACCOUNT, REGION, RecordingMocks, start_mocks
 from components.versioned_lambda_api import TYPE_TOKEN
@@ -19,8 +21,7 @@ FUNCTION = "aws:lambda/function:Function"
 ALIAS = "aws:lambda/alias:Alias"
 PERMISSION = "aws:lambda/permission:Permission"
 STAGE = "aws:apigateway/stage:Stage"
-INTEGRATION = "aws:apigateway/integration:Integration"
-METHOD = "aws:apigateway/method:Method"
+REST_API = "aws:apigateway/restApi:RestApi"
 DEPLOYMENT = "aws:apigateway/deployment:Deployment"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
@@ -72,7 +73,21 @@ def by_name(mocks: RecordingMocks, typ: str) -> dict[str, ResourceRecord]:
 
 
 def execution_arn(mocks: RecordingMocks) -> str:
-    return str(mocks.graph.one("aws:apigateway/restApi:RestApi").outputs["executionArn"])
+    return str(mocks.graph.one(REST_API).outputs["executionArn"])
+
+
+def document(mocks: RecordingMocks) -> dict[str, Any]:
+    """The OpenAPI document the REST API was created with."""
+    return dict(json.loads(mocks.graph.one(REST_API).inputs["body"]))
+
+
+def operations(mocks: RecordingMocks) -> dict[tuple[str, str], dict[str, Any]]:
+    """(method key, path) to each operation of the document."""
+    return {
+        (method, path): operation
+        for path, methods in document(mocks)["paths"].items()
+        for method, operation in methods.items()
+    }
 
 
 # --- Shape of the tree ----------------------------------------------------------------------
@@ -88,7 +103,7 @@ def test_every_child_is_named_after_and_parented_by_the_component(built: Recordi
 
 
 def test_two_instances_in_one_program_do_not_collide() -> None:
-    mocks = start_mocks(PROJECT, "dev", {})
+    mocks = start_mocks(PROJECT, "dev", {}, published_version=4)
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
@@ -158,41 +173,55 @@ def test_aliases_per_stage_live_pinned_or_newest_canary_newest(built: RecordingM
 
 
 def test_no_alias_ever_points_at_latest() -> None:
-    mocks = build(api_args(), published_version=1)
+    mocks = build(api_args(), published_version=3)
     assert all(r.inputs["functionVersion"] != "$LATEST" for r in mocks.graph.of_type(ALIAS))
 
 
 # --- The API --------------------------------------------------------------------------------
 
 
+def test_the_api_is_one_openapi_document_with_every_route(built: RecordingMocks) -> None:
+    rest_api = built.graph.one(REST_API).inputs
+    assert rest_api["putRestApiMode"] == "overwrite"
+    assert rest_api["endpointConfiguration"] == {"types": "REGIONAL"}
+    assert sorted(operations(built)) == [
+        ("get", "/events"),
+        ("get", "/events/{id}"),
+        ("post", "/events"),
+    ]
+    # Nothing but the document declares routes: a removed route cannot outlive it.
+    for typ in ("method", "integration", "resource", "methodResponse", "integrationResponse"):
+        token = f"aws:apigateway/{typ}:{typ[0].upper()}{typ[1:]}"
+        assert built.graph.of_type(token) == [], token
+
+
 def test_each_route_invokes_the_alias_the_stage_variable_names(built: RecordingMocks) -> None:
     function_arn = built.graph.one(FUNCTION).outputs["arn"]
-    integrations = built.graph.of_type(INTEGRATION)
-    assert len(integrations) == 3
-    for integration in integrations:
-        inputs = integration.inputs
-        assert inputs["type"] == "AWS"
-        assert inputs["integrationHttpMethod"] == "POST"
-        assert inputs["uri"] == (
+    for operation in operations(built).values():
+        integration = operation["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws"
+        assert integration["httpMethod"] == "POST"
+        assert integration["uri"] == (
             f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
             f"{function_arn}:${{stageVariables.lambdaAlias}}/invocations"
         )
-        assert '"stage": "$context.stage"' in inputs["requestTemplates"]["application/json"]
-        assert inputs["passthroughBehavior"] == "NEVER"
+        assert '"stage": "$context.stage"' in integration["requestTemplates"]["application/json"]
+        assert integration["passthroughBehavior"] == "never"
 
 
-def test_nested_route_gets_nested_resources(built: RecordingMocks) -> None:
-    paths = sorted(
-        r.outputs["path"] for r in built.graph.of_type("aws:apigateway/resource:Resource")
-    )
-    assert paths == ["/events", "/events/{id}"]
+def test_the_document_is_an_output() -> None:
+    seen: list[str] = []
+    mocks = build(api_args(), check=lambda api: api.openapi.apply(seen.append))
+    assert seen == [mocks.graph.one(REST_API).inputs["body"]]
 
 
 def test_methods_require_an_api_key_by_default(built: RecordingMocks) -> None:
-    methods = built.graph.of_type(METHOD)
-    assert {(m.inputs["httpMethod"], m.inputs["apiKeyRequired"]) for m in methods} == {
-        ("POST", True),
-        ("GET", True),
+    securities = [operation["security"] for operation in operations(built).values()]
+    assert securities == [[{"api_key": []}]] * 3
+    assert document(built)["components"]["securitySchemes"]["api_key"] == {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
     }
     keys = built.graph.of_type("aws:apigateway/apiKey:ApiKey")
     plans = built.graph.of_type("aws:apigateway/usagePlan:UsagePlan")
@@ -204,29 +233,18 @@ def test_methods_require_an_api_key_by_default(built: RecordingMocks) -> None:
 
 def test_opting_out_of_api_keys_creates_no_keys_and_opens_methods() -> None:
     mocks = build(api_args(api_key_required=False))
-    assert {m.inputs["apiKeyRequired"] for m in mocks.graph.of_type(METHOD)} == {False}
+    assert all("security" not in operation for operation in operations(mocks).values())
+    assert "securitySchemes" not in document(mocks)["components"]
     assert mocks.graph.of_type("aws:apigateway/apiKey:ApiKey") == []
     assert mocks.graph.of_type("aws:apigateway/usagePlan:UsagePlan") == []
 
 
 def test_every_integration_response_has_a_method_response(built: RecordingMocks) -> None:
-    method_responses = {
-        (r.inputs["resourceId"], r.inputs["httpMethod"], r.inputs["statusCode"])
-        for r in built.graph.of_type("aws:apigateway/methodResponse:MethodResponse")
-    }
-    integration_responses = built.graph.of_type(
-        "aws:apigateway/integrationResponse:IntegrationResponse"
-    )
-    assert len(integration_responses) == 3 * 4
-    for response in integration_responses:
-        key = (
-            response.inputs["resourceId"],
-            response.inputs["httpMethod"],
-            response.inputs["statusCode"],
-        )
-        assert key in method_responses
-    statuses = {r.inputs["statusCode"] for r in integration_responses}
-    assert statuses == {"200", "400", "500", "503"}
+    for operation in operations(built).values():
+        responses = operation["x-amazon-apigateway-integration"]["responses"]
+        statuses = {response["statusCode"] for response in responses.values()}
+        assert statuses == {"200", "400", "500", "503"} == set(operation["responses"])
+        assert responses["default"]["statusCode"] == "200"
 
 
 # --- Stages, canaries and permissions -------------------------------------------------------
@@ -257,26 +275,22 @@ def reachable(stage_inputs: dict[str, Any]) -> set[str]:
     return aliases
 
 
-def test_permissions_cover_exactly_what_each_stage_can_reach(built: RecordingMocks) -> None:
+def test_one_permission_per_stage_and_alias_it_can_reach(built: RecordingMocks) -> None:
     api = execution_arn(built)
-    resource_paths = {
-        r.id: r.outputs["path"] for r in built.graph.of_type("aws:apigateway/resource:Resource")
+    expected = {
+        (alias, f"{api}/{stage.inputs['stageName']}/*/*")
+        for stage in built.graph.of_type(STAGE)
+        for alias in reachable(stage.inputs)
     }
-    routes = {
-        (m.inputs["httpMethod"], resource_paths[m.inputs["resourceId"]].lstrip("/"))
-        for m in built.graph.of_type(METHOD)
-    }
-    expected = set()
-    for stage in built.graph.of_type(STAGE):
-        for alias in reachable(stage.inputs):
-            for method, path in routes:
-                arn_path = path.replace("{id}", "*")
-                expected.add((alias, f"{api}/{stage.inputs['stageName']}/{method}/{arn_path}"))
-
     permissions = built.graph.of_type(PERMISSION)
     granted = {(p.inputs["qualifier"], p.inputs["sourceArn"]) for p in permissions}
     assert granted == expected
-    assert len(permissions) == len(expected) == 3 * 3  # dev live; prod live and canary
+    assert len(permissions) == len(expected) == 3  # dev live; prod live and canary
+    assert {p.inputs["statementId"] for p in permissions} == {
+        "apigateway-dev-live",
+        "apigateway-prod-live",
+        "apigateway-prod-canary",
+    }
     function_name = built.graph.one(FUNCTION).outputs["name"]
     for permission in permissions:
         assert permission.inputs["action"] == "lambda:InvokeFunction"
@@ -284,10 +298,16 @@ def test_permissions_cover_exactly_what_each_stage_can_reach(built: RecordingMoc
         assert permission.inputs["function"] == function_name
 
 
+def test_permissions_do_not_grow_with_the_routes() -> None:
+    routes = [{"path": f"r{index}/{{id}}", "method": "GET"} for index in range(60)]
+    mocks = build(api_args(routes=routes))
+    assert len(mocks.graph.of_type(PERMISSION)) == 3
+
+
 def test_a_stage_starts_only_after_its_permissions_exist(built: RecordingMocks) -> None:
     for stage in built.graph.of_type(STAGE):
         name = stage.inputs["stageName"]
-        own = [p.urn for p in built.graph.of_type(PERMISSION) if p.name.startswith(f"api-{name}-")]
+        own = [p.urn for p in built.graph.of_type(PERMISSION) if p.name.endswith(f".{name}")]
         assert own
         assert set(own) <= set(stage.dependencies)
 
@@ -309,20 +329,19 @@ def trigger(mocks: RecordingMocks) -> str:
     return str(mocks.graph.one(DEPLOYMENT).inputs["triggers"]["redeployment"])
 
 
-def test_deployment_snapshots_after_every_method_integration_and_response(
-    built: RecordingMocks,
-) -> None:
+def test_deployment_follows_the_document(built: RecordingMocks) -> None:
     deployment = built.graph.one(DEPLOYMENT)
-    snapshot_types = (
-        METHOD,
-        INTEGRATION,
-        "aws:apigateway/methodResponse:MethodResponse",
-        "aws:apigateway/integrationResponse:IntegrationResponse",
-    )
-    for typ in snapshot_types:
-        for resource in built.graph.of_type(typ):
-            assert resource.urn in deployment.dependencies, resource.name
-    assert len(trigger(built)) == 64
+    rest_api = built.graph.one(REST_API)
+    assert rest_api.urn in deployment.dependencies
+    body = rest_api.inputs["body"]
+    assert trigger(built) == hashlib.sha256(body.encode()).hexdigest()
+
+
+def test_a_removed_route_redeploys_the_api() -> None:
+    before = build(api_args())
+    after = build(api_args(routes=api_args()["routes"][:2]))
+    assert ("get", "/events/{id}") not in operations(after)
+    assert trigger(before) != trigger(after)
 
 
 def test_new_code_alone_does_not_redeploy_the_api() -> None:
@@ -375,8 +394,8 @@ def test_outputs_name_each_stage_alias_and_version() -> None:
         k.name: k.outputs["value"] for k in mocks.graph.of_type("aws:apigateway/apiKey:ApiKey")
     }
     assert seen["keys"] == {
-        "dev": key_values["api-dev-api-key"],
-        "prod": key_values["api-prod-api-key"],
+        "dev": key_values["api-api-key.dev"],
+        "prod": key_values["api-api-key.prod"],
     }
 
 
@@ -406,19 +425,59 @@ def test_bad_args_fail_clearly_and_register_nothing(
     assert mocks.graph.resources == {}
 
 
-@pytest.mark.parametrize("name", ["orders api", "orders.v2", "", "a" * 101])
-def test_a_name_cloudwatch_cannot_use_is_refused_before_any_resource(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("orders api", "may contain only letters, digits"),
+        ("orders.v2", "may contain only letters, digits"),
+        ("", "must not be empty"),
+        ("a" * 48, "cannot name the function"),
+    ],
+)
+def test_a_name_aws_cannot_use_is_refused_before_any_resource(name: str, message: str) -> None:
     mocks = start_mocks(PROJECT, "dev", {})
-    with pytest.raises(ConfigError, match=r"^name must be 1 to 100 letters"):
+    with pytest.raises(ConfigError, match=message):
         VersionedLambdaApi(name, api_args())
     assert mocks.graph.resources == {}
 
 
-def test_the_longest_names_fit_cloudwatch() -> None:
-    longest: StageArgs = {"name": "s" * 128, "alias": "live"}
-    mocks = build(api_args(stages=[longest]), name="a" * 100)
-    names = [alarm.inputs["name"] for alarm in mocks.graph.of_type(ALARM)]
-    assert max(len(name) for name in names) <= 255
+def test_a_stage_name_too_long_for_its_statement_id_is_refused() -> None:
+    mocks = start_mocks(PROJECT, "dev", {})
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.name 's{83}' \(83 characters\)"):
+        VersionedLambdaApi("api", api_args(stages=[{"name": "s" * 83, "alias": "live"}]))
+    assert mocks.graph.resources == {}
+
+
+def test_the_longest_names_fit_aws() -> None:
+    longest: StageArgs = {"name": "s" * 82, "alias": "live"}
+    build(api_args(stages=[longest]), name="a" * 47)  # the mocks refuse what AWS refuses
+
+
+def test_a_route_tree_api_gateway_refuses_is_refused_before_any_resource() -> None:
+    mocks = start_mocks(PROJECT, "dev", {})
+    routes = [
+        {"path": "orders/{id}", "method": "GET"},
+        {"path": "orders/{orderId}/items", "method": "GET"},
+    ]
+    with pytest.raises(ConfigError, match=r"orders/\{id\}"):
+        VersionedLambdaApi("api", api_args(routes=routes))
+    assert mocks.graph.resources == {}
+
+
+def test_a_stable_version_never_published_fails_before_any_alias_changes() -> None:
+    mocks = start_mocks(PROJECT, "dev", {}, published_version=2)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        return VersionedLambdaApi("api", api_args()).function_name
+
+    with pytest.raises(
+        ConfigError,
+        match=r"stages\[1\]\.stable_version is 3, but function api-function-\w+ has "
+        r"published versions 1 to 2 only",
+    ):
+        program()
+    assert mocks.graph.of_type(ALIAS) == []
 
 
 def test_warns_when_a_canary_share_cannot_differ_from_live() -> None:
@@ -437,7 +496,7 @@ def test_no_warning_when_the_live_version_is_pinned(built: RecordingMocks) -> No
 
 # --- Alias mode: a weighted live alias splits the canary share ------------------------------
 
-ALIAS_PROD: StageArgs = {**PROD, "canary_mode": "alias"}
+ALIAS_PROD: StageArgs = {**PROD, "canary_mode": CanaryMode.ALIAS}
 
 
 def aliases_by_name(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
@@ -469,7 +528,7 @@ def test_alias_mode_gives_the_stage_no_canary_and_api_gateway_only_the_live_alia
         for p in mocks.graph.of_type(PERMISSION)
     }
     assert granted == {("dev", "dev"), ("prod", "prod")}
-    assert len(mocks.graph.of_type(PERMISSION)) == 2 * 3
+    assert len(mocks.graph.of_type(PERMISSION)) == 2
 
 
 def test_alias_mode_without_a_pinned_version_warns_and_splits_nothing() -> None:
@@ -488,8 +547,15 @@ def test_alias_mode_without_a_pinned_version_warns_and_splits_nothing() -> None:
 # --- Alarms and dashboards ------------------------------------------------------------------
 
 
-def alarms(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
-    return {alarm.inputs["name"]: alarm.inputs for alarm in mocks.graph.of_type(ALARM)}
+def alarms(mocks: RecordingMocks, component: str = "api") -> dict[str, dict[str, Any]]:
+    """Each alarm by ``<component>-<stage>-<suffix>``, read from its logical name
+    ``<component>-<suffix>-alarm.<stage>``."""
+    found = {}
+    for alarm in mocks.graph.of_type(ALARM):
+        role, _, stage = alarm.name.rpartition(".")
+        suffix = role.removeprefix(f"{component}-").removesuffix("-alarm")
+        found[f"{component}-{stage}-{suffix}"] = alarm.inputs
+    return found
 
 
 def metric_dimensions(alarm: dict[str, Any]) -> list[dict[str, str]]:
@@ -605,9 +671,10 @@ def test_each_stage_has_a_dashboard_with_live_and_canary_side_by_side(
 ) -> None:
     function = built.graph.one(FUNCTION).outputs["name"]
     api_name = built.graph.one("aws:apigateway/restApi:RestApi").outputs["name"]
+    api_id = built.graph.one(REST_API).id
     dashboards = {d.inputs["dashboardName"]: d for d in built.graph.of_type(DASHBOARD)}
-    assert set(dashboards) == {"api-dev", "api-prod"}
-    widgets = json.loads(dashboards["api-prod"].inputs["dashboardBody"])["widgets"]
+    assert set(dashboards) == {f"api-dev-{api_id}", f"api-prod-{api_id}"}
+    widgets = json.loads(dashboards[f"api-prod-{api_id}"].inputs["dashboardBody"])["widgets"]
     for widget in widgets:
         assert widget["properties"]["region"] == REGION
         for metric in dashboard_metrics(widget):
@@ -621,24 +688,26 @@ def test_each_stage_has_a_dashboard_with_live_and_canary_side_by_side(
     assert columns == {0, 12}
 
 
+def test_alarms_are_autonamed_so_two_stacks_never_share_one(built: RecordingMocks) -> None:
+    for alarm in built.graph.of_type(ALARM):
+        assert "name" not in alarm.inputs
+        assert alarm.outputs["name"].startswith(f"{alarm.name}-")
+
+
 def test_two_instances_name_their_alarms_and_dashboards_apart() -> None:
-    mocks = start_mocks(PROJECT, "dev", {})
+    mocks = start_mocks(PROJECT, "dev", {}, published_version=4)
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        first = VersionedLambdaApi("orders", api_args())
-        second = VersionedLambdaApi("billing", api_args())
+        first = VersionedLambdaApi("api", api_args(stages=[{"name": "eu-prod", "alias": "a"}]))
+        second = VersionedLambdaApi("api-eu", api_args(stages=[{"name": "prod", "alias": "a"}]))
         return pulumi.Output.all(first.dashboard_names, second.dashboard_names)
 
-    program()
-    names = [alarm.inputs["name"] for alarm in mocks.graph.of_type(ALARM)]
-    assert len(names) == len(set(names)) == 2 * 2 * 6
-    assert sorted(d.inputs["dashboardName"] for d in mocks.graph.of_type(DASHBOARD)) == [
-        "billing-dev",
-        "billing-prod",
-        "orders-dev",
-        "orders-prod",
-    ]
+    program()  # the same logical names would have been refused
+    alarm_names = [alarm.outputs["name"] for alarm in mocks.graph.of_type(ALARM)]
+    assert len(alarm_names) == len(set(alarm_names)) == 2 * 6
+    dashboards = [d.inputs["dashboardName"] for d in mocks.graph.of_type(DASHBOARD)]
+    assert len(set(dashboards)) == 2
 
 
 def test_dashboard_names_are_an_output_per_stage() -> None:
@@ -647,5 +716,6 @@ def test_dashboard_names_are_an_output_per_stage() -> None:
     def check(api: VersionedLambdaApi) -> pulumi.Output[Any]:
         return api.dashboard_names.apply(seen.update)
 
-    build(api_args(), check=check)
-    assert seen == {"dev": "api-dev", "prod": "api-prod"}
+    mocks = build(api_args(), check=check)
+    api_id = mocks.graph.one(REST_API).id
+    assert seen == {"dev": f"api-dev-{api_id}", "prod": f"api-prod-{api_id}"}

@@ -168,12 +168,6 @@ def test_alarm_dimensions_single_out_the_side_except_for_throttles() -> None:
     assert [alarm.role for alarm in alarms.values()] == ["live"] * 3 + ["canary"] * 2
 
 
-def test_names_carry_component_stage_and_alarm() -> None:
-    (first, *_) = alarm_definitions(STAGE_TRAFFIC, THRESHOLDS)
-    assert metrics.alarm_name("orders", "prod", first) == "orders-prod-live-error-rate"
-    assert metrics.dashboard_name("orders", "prod") == "orders-prod"
-
-
 # --- The dashboard ------------------------------------------------------------------------------
 
 

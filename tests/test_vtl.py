@@ -9,7 +9,7 @@ import re
 import pytest
 
 from components import api_spec
-from components.vtl import TemplateError, TemplateInput, render
+from components.vtl import TemplateError, TemplateInput, render, render_response
 
 CONTEXT: dict[str, object] = {
     "stage": "prod",
@@ -1286,8 +1286,41 @@ def test_internal_error_response_template(message: str) -> None:
     assert message not in rendered
 
 
-def test_success_response_passes_through_without_a_template() -> None:
-    assert responses_by_status()["200"].template is None
+def test_success_response_passes_the_result_through() -> None:
+    result = {"id": "e1", "servedBy": {"stage": "prod", "version": "4"}, "note": 'caf\u00e9 "'}
+    rendered, status = render_response(
+        responses_by_status()["200"].template, TemplateInput(body=json.dumps(result))
+    )
+    assert status is None
+    assert json.loads(rendered) == result
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param({"errorMessage": "", "errorType": "MemoryError"}, id="empty message"),
+        pytest.param({"errorType": "Runtime.ExitError"}, id="no message"),
+    ],
+)
+def test_an_error_no_pattern_selects_is_a_500_without_the_stack_trace(
+    error: dict[str, str],
+) -> None:
+    # An empty errorMessage looks like a success to the selection patterns, so the default
+    # response must recognise Lambda's error shape itself.
+    body = json.dumps({**error, "stackTrace": ['  File "/var/task/handler.py", line 9\n']})
+    assert not any(
+        re.search(r.selection_pattern, error.get("errorMessage", ""))
+        for r in api_spec.INTEGRATION_RESPONSES
+        if r.selection_pattern is not None
+    )
+    rendered, status = render_response(
+        responses_by_status()["200"].template,
+        TemplateInput(body=body, context={"requestId": "req-1"}),
+    )
+    assert status == 500
+    assert json.loads(rendered) == {"message": "Internal error", "requestId": "req-1"}
+    assert "stackTrace" not in rendered
+    assert "MemoryError" not in rendered
 
 
 # --- Malformed templates ----------------------------------------------------------------------
