@@ -18,6 +18,18 @@ STAGE = "aws:apigateway/stage:Stage"
 ALIAS = "aws:lambda/alias:Alias"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+API = "event-logger-api"
+"""The REST API's logical name: the component's name, ``-api``."""
+
+
+def alarms_by_role(run: ProgramRun) -> dict[str, dict[str, object]]:
+    """Each alarm by ``<stage>-<role>-<kind>``, from its logical name
+    ``event-logger-<role>-<kind>-alarm.<stage>``."""
+    found = {}
+    for alarm in run.graph.of_type(ALARM):
+        role, _, stage = alarm.name.rpartition(".")
+        found[f"{stage}-{role.removeprefix('event-logger-').removesuffix('-alarm')}"] = alarm.inputs
+    return found
 
 
 @pytest.fixture
@@ -30,18 +42,16 @@ def prod() -> ProgramRun:
     return run_stack("prod")
 
 
-def granted(run: ProgramRun) -> set[tuple[str, str]]:
-    """(alias, method) pairs API Gateway may invoke, for the stack's stage and /events."""
+def granted(run: ProgramRun) -> set[str]:
+    """The aliases API Gateway may invoke, each for every method and path of the stack's
+    stage only."""
     api_arn = run.graph.one("aws:apigateway/restApi:RestApi").outputs["executionArn"]
     stage = run.exports["stage"]
-    pairs = set()
+    aliases = set()
     for permission in run.graph.of_type(PERMISSION):
-        match = re.fullmatch(
-            re.escape(f"{api_arn}/{stage}/") + r"(GET|POST)/events", permission.inputs["sourceArn"]
-        )
-        assert match, permission.inputs["sourceArn"]
-        pairs.add((permission.inputs["qualifier"], match.group(1)))
-    return pairs
+        assert permission.inputs["sourceArn"] == f"{api_arn}/{stage}/*/*"
+        aliases.add(permission.inputs["qualifier"])
+    return aliases
 
 
 def test_dev_goes_live_on_every_deploy_with_no_canary(dev: ProgramRun) -> None:
@@ -49,7 +59,7 @@ def test_dev_goes_live_on_every_deploy_with_no_canary(dev: ProgramRun) -> None:
     assert stage["stageName"] == "dev"
     assert stage["variables"] == {"lambdaAlias": "dev"}
     assert "canarySettings" not in stage
-    assert granted(dev) == {("dev", "GET"), ("dev", "POST")}
+    assert granted(dev) == {"dev"}
     assert dev.exports["liveVersion"] == dev.exports["canaryVersion"] == "1"
 
 
@@ -58,9 +68,7 @@ def test_prod_sends_ten_percent_to_its_canary_alias_and_may_invoke_both(prod: Pr
     assert stage["variables"] == {"lambdaAlias": "prod"}
     assert stage["canarySettings"]["percentTraffic"] == 10
     assert stage["canarySettings"]["stageVariableOverrides"] == {"lambdaAlias": "prod-canary"}
-    assert granted(prod) == {
-        (alias, method) for alias in ("prod", "prod-canary") for method in ("GET", "POST")
-    }
+    assert granted(prod) == {"prod", "prod-canary"}
 
 
 @pytest.mark.parametrize(
@@ -101,7 +109,7 @@ def test_exports(stack: str, expected: dict[str, object]) -> None:
         "canaryVersion": "1",
         "tableName": table,
         "apiKey": key,
-        "dashboard": f"event-logger-{stack}",
+        "dashboard": f"event-logger-{stack}-{api_id}",
     }
     assert run.secret_exports == {"apiKey"}
 
@@ -121,11 +129,11 @@ def test_alias_mode_shows_the_weights_inside_the_live_alias_in_the_routing_table
     stableVersion=3` prints as the routing table."""
     run = run_stack("prod", {"canaryMode": "alias", "stableVersion": "3"}, published_version=4)
     assert routing_table(run.graph) == [
-        RouteShare("prod", "live", 100.0, "prod", "3", newest=False, weights={"4": 0.1})
+        RouteShare("prod", "live", 100.0, "prod", "3", newest=False, weights={"4": 0.1}, api=API)
     ]
     stage = run.graph.one(STAGE).inputs
     assert "canarySettings" not in stage
-    assert granted(run) == {("prod", "GET"), ("prod", "POST")}
+    assert granted(run) == {"prod"}
     assert not [f for f in run.findings() if f.severity == "error"]
     assert run.messages == []
 
@@ -133,7 +141,7 @@ def test_alias_mode_shows_the_weights_inside_the_live_alias_in_the_routing_table
 def test_alias_mode_without_a_pinned_version_splits_nothing_and_says_so() -> None:
     run = run_stack("prod", {"canaryMode": "alias"}, published_version=4)
     assert routing_table(run.graph) == [
-        RouteShare("prod", "live", 100.0, "prod", "4", newest=True, weights={})
+        RouteShare("prod", "live", 100.0, "prod", "4", newest=True, weights={}, api=API)
     ]
     ((level, message),) = run.messages
     assert level == "warning"
@@ -145,13 +153,13 @@ def test_alias_mode_without_a_pinned_version_splits_nothing_and_says_so() -> Non
 def test_each_stack_watches_its_live_and_canary_traffic(stack: str) -> None:
     run = run_stack(stack, {"stableVersion": "3"}, published_version=4)
     function = run.graph.one("aws:lambda/function:Function").outputs["name"]
-    alarms = {a.inputs["name"]: a.inputs for a in run.graph.of_type(ALARM)}
+    alarms = alarms_by_role(run)
     assert set(alarms) == {
-        f"event-logger-{stack}-{role}-{kind}"
+        f"{stack}-{role}-{kind}"
         for role in ("live", "canary")
         for kind in ("error-rate", "p99-duration", "throttles")
     }
-    canary = alarms[f"event-logger-{stack}-canary-p99-duration"]
+    canary = alarms[f"{stack}-canary-p99-duration"]
     assert canary["dimensions"] == {
         "FunctionName": function,
         "Resource": f"{function}:{stack}-canary",
@@ -159,7 +167,8 @@ def test_each_stack_watches_its_live_and_canary_traffic(stack: str) -> None:
     # 80% of the default 10 s timeout.
     assert canary["threshold"] == 8000
     dashboard = run.graph.one(DASHBOARD).inputs
-    assert dashboard["dashboardName"] == f"event-logger-{stack}"
+    api_id = run.graph.one("aws:apigateway/restApi:RestApi").id
+    assert dashboard["dashboardName"] == f"event-logger-{stack}-{api_id}"
     assert f"{function}:{stack}-canary" in dashboard["dashboardBody"]
 
 
@@ -170,18 +179,16 @@ def test_alias_mode_watches_the_canary_as_the_newest_version_of_the_live_alias()
         published_version=4,
     )
     function = run.graph.one("aws:lambda/function:Function").outputs["name"]
-    alarms = {a.inputs["name"]: a.inputs for a in run.graph.of_type(ALARM)}
-    canary = alarms["event-logger-prod-canary-p99-duration"]
+    alarms = alarms_by_role(run)
+    canary = alarms["prod-canary-p99-duration"]
     assert canary["dimensions"] == {
         "FunctionName": function,
         "Resource": f"{function}:prod",
         "ExecutedVersion": "4",
     }
-    assert alarms["event-logger-prod-live-error-rate"]["threshold"] == 2.5
+    assert alarms["prod-live-error-rate"]["threshold"] == 2.5
     # The one alias invoked has one throttles alarm.
-    assert [name for name in alarms if name.endswith("throttles")] == [
-        "event-logger-prod-live-throttles"
-    ]
+    assert [name for name in alarms if name.endswith("throttles")] == ["prod-live-throttles"]
 
 
 def test_events_table_is_durable_encrypted_and_expires_idempotency_records(
@@ -218,9 +225,10 @@ def test_function_ships_only_its_sources(dev: ProgramRun) -> None:
 
 
 def test_nothing_is_open_to_the_internet(prod: ProgramRun) -> None:
-    methods = prod.graph.of_type("aws:apigateway/method:Method")
-    assert methods
-    assert all(m.inputs["apiKeyRequired"] is True for m in methods)
+    document = json.loads(prod.graph.one("aws:apigateway/restApi:RestApi").inputs["body"])
+    operations = [op for methods in document["paths"].values() for op in methods.values()]
+    assert len(operations) == 2
+    assert all(op["security"] == [{"api_key": []}] for op in operations)
     plan = prod.graph.one("aws:apigateway/usagePlan:UsagePlan").inputs
     assert plan["apiStages"] == [
         {"apiId": prod.graph.one("aws:apigateway/restApi:RestApi").id, "stage": "prod"}
