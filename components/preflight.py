@@ -1,7 +1,8 @@
 """Offline preflight checks: what in a resource graph would fail or be unsafe once deployed.
 
 Each rule is a small function from the graph to findings; :func:`preflight` runs them all. The
-rules read the graph (and :mod:`components.routing`'s view of it) the way AWS would evaluate the
+rules read the graph (and :mod:`components.routing`'s view of it, which reads a REST API from its
+OpenAPI ``body`` and from Method/Integration resources alike) the way AWS would evaluate the
 deployed resources:
 
 * Lambda resource policies are per qualifier: a permission on the unqualified function does not
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from components import routing
-from components.api_spec import passes_stage, source_arn_suffix
+from components.aws_names import NAME_RULES, autoname, autoname_problem, name_problem
 from components.graph import ResourceGraph, ResourceRecord
 from components.routing import Endpoint, Invocation
 from components.samples import render_request
@@ -33,9 +34,12 @@ Severity = Literal["error", "warning"]
 
 PERMISSION = "aws:lambda/permission:Permission"
 DEPLOYMENT = "aws:apigateway/deployment:Deployment"
-METHOD_RESPONSE = "aws:apigateway/methodResponse:MethodResponse"
-INTEGRATION_RESPONSE = "aws:apigateway/integrationResponse:IntegrationResponse"
+METHOD_SETTINGS = "aws:apigateway/methodSettings:MethodSettings"
+USAGE_PLAN = "aws:apigateway/usagePlan:UsagePlan"
+USAGE_PLAN_KEY = "aws:apigateway/usagePlanKey:UsagePlanKey"
+API_KEY = "aws:apigateway/apiKey:ApiKey"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 IAM_POLICY = "aws:iam/policy:Policy"
 IAM_ROLE = "aws:iam/role:Role"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -44,10 +48,21 @@ API_GATEWAY_PRINCIPAL = "apigateway.amazonaws.com"
 LATEST = "$LATEST"
 INVALID_PERMISSIONS = "500 'Invalid permissions on Lambda function'"
 
+LAMBDA_POLICY_LIMIT = 20 * 1024
+"""Bytes a Lambda function's, alias' or version's resource policy may take: "Function
+resource-based policy: 20 KB", not adjustable (Lambda quotas,
+https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); AddPermission then
+fails with PolicyLengthExceededException ("The final policy size is bigger than the limit",
+https://repost.aws/knowledge-center/lambda-resource-based-policy-size-error)."""
+
 # AddPermission accepts exactly these action forms: lambda:<Action>, lambda:* or *. IAM action
 # names are case-insensitive, and both wildcards include lambda:InvokeFunction.
 _INVOKE_ACTIONS = frozenset({"lambda:invokefunction", "lambda:*", "*"})
 _PATH_PARAMETER = re.compile(r"\{[^{}/]+\}")
+_WILDCARDS = re.compile(r"[*?]")
+# Two stage names no real stage is likely to share a rendering with: a template whose output is
+# the same for a stage and for the probe does not pass the stage to the function.
+_PROBE_STAGES = ("preflight-probe-a", "preflight-probe-b")
 
 
 @dataclass(frozen=True)
@@ -138,8 +153,9 @@ RULES: tuple[Rule, ...] = (
         "PF010",
         "template-invalid",
         "error",
-        "Every Lambda integration maps requests with templates that pass $context.stage and "
-        "render to valid JSON for each stage, live and canary; no raw body reaches the function.",
+        "Every Lambda integration maps requests with templates whose rendered payload carries "
+        "$context.stage and is valid JSON for each stage, live and canary; no raw body reaches "
+        "the function.",
     ),
     Rule(
         "PF011",
@@ -159,6 +175,88 @@ RULES: tuple[Rule, ...] = (
         "warning",
         "Every Lambda permission for API Gateway names the source ARN it allows.",
     ),
+    Rule(
+        "PF014",
+        "resource-policy-too-large",
+        "error",
+        "The resource policy Lambda builds from the permissions of each function, alias or "
+        "version stays within its 20 KB limit.",
+    ),
+    Rule(
+        "PF015",
+        "statement-id-invalid",
+        "error",
+        "Every Lambda permission's statement id is 1-100 letters, digits, '-' or '_', and "
+        "unique within its function and qualifier.",
+    ),
+    Rule(
+        "PF016",
+        "physical-name-invalid",
+        "error",
+        "Every resource's physical name, given or generated, fits its type's length and "
+        "characters.",
+    ),
+    Rule(
+        "PF017",
+        "route-tree-refused",
+        "error",
+        "No REST API has two path parameters under one parent or a resource below a greedy "
+        "path parameter.",
+    ),
+    Rule(
+        "PF018",
+        "api-key-unusable",
+        "error",
+        "A stage whose methods require an API key is in a usage plan that has an enabled key.",
+    ),
+    Rule(
+        "PF019",
+        "lambda-integration-not-post",
+        "error",
+        "Every Lambda integration calls Lambda with POST.",
+    ),
+    Rule(
+        "PF020",
+        "no-default-integration-response",
+        "error",
+        "Every non-proxy integration has a default integration response.",
+    ),
+    Rule(
+        "PF021",
+        "alias-weights-invalid",
+        "error",
+        "A weighted alias sends a share from 0 to 1 to one other published version.",
+    ),
+    Rule(
+        "PF022",
+        "canary-deployment-foreign",
+        "error",
+        "A stage's canary runs a deployment of the stage's own API.",
+    ),
+    Rule(
+        "PF023",
+        "source-arn-wildcard",
+        "warning",
+        "No permission for API Gateway wildcards the account or the API id of its source ARN.",
+    ),
+    Rule(
+        "PF024",
+        "admin-policy-on-function-role",
+        "error",
+        "No function's role has an administrator or full-access AWS managed policy attached.",
+    ),
+    Rule(
+        "PF025",
+        "throttling-zero",
+        "error",
+        "No stage, method or usage plan throttles with a rate or burst limit of 0.",
+    ),
+    Rule(
+        "PF026",
+        "openapi-body-invalid",
+        "error",
+        "Every REST API's OpenAPI body is a JSON object with paths.",
+    ),
 )
 
 _RULES_BY_ID = {rule.id: rule for rule in RULES}
@@ -171,21 +269,35 @@ def _finding(rule_id: str, resource: ResourceRecord, message: str, fix: str) -> 
 
 def preflight(graph: ResourceGraph, open_methods_allowed: bool = False) -> list[Finding]:
     """Every finding of every rule, errors first, then by rule, resource and message."""
-    invoked = _invocations(graph)
+    found = routing.endpoints(graph)
+    invoked = _invocations(graph, found)
     findings: list[Finding] = [
         *missing_invoke_permission(graph, invoked),
         *undefined_stage_variable(graph, invoked),
         *alias_missing(graph, invoked),
         *canary_equals_live(graph, invoked),
         *canary_percent_range(graph),
-        *alias_on_latest(graph, invoked),
+        *alias_on_latest(graph, found, invoked),
         *deployment_without_triggers(graph),
-        *integration_response_without_method_response(graph),
-        *open_method(graph, open_methods_allowed),
-        *template_invalid(graph, invoked),
+        *integration_response_without_method_response(found),
+        *open_method(found, open_methods_allowed),
+        *template_invalid(found, invoked),
         *iam_wildcard_action(graph),
         *log_group_without_retention(graph),
         *permission_without_source_arn(graph),
+        *resource_policy_too_large(graph),
+        *statement_id_invalid(graph),
+        *physical_name_invalid(graph),
+        *route_tree_refused(graph, found),
+        *api_key_unusable(graph, found),
+        *lambda_integration_not_post(found),
+        *no_default_integration_response(found),
+        *alias_weights_invalid(graph),
+        *canary_deployment_foreign(graph),
+        *source_arn_wildcard(graph),
+        *admin_policy_on_function_role(graph),
+        *throttling_zero(graph),
+        *openapi_body_invalid(graph),
     ]
     return sorted(findings, key=lambda f: (f.severity != "error", f.rule, f.resource, f.message))
 
@@ -245,17 +357,17 @@ def _glob(pattern: str, tokens: Sequence[str]) -> bool:
 # --- Shared helpers ----------------------------------------------------------------------------
 
 
-def _invocations(graph: ResourceGraph) -> list[Invocation]:
+def _invocations(graph: ResourceGraph, found: Sequence[Endpoint]) -> list[Invocation]:
     """``routing.invocations``, with any stage whose canary percent is not a number read as
     having no canary (PF005 reports it) instead of failing."""
     broken = [s for s in graph.of_type(routing.STAGE) if not _float_like(_canary_percent(s))]
     if not broken:
-        return routing.invocations(graph)
+        return routing.invocations(graph, found)
     readable = ResourceGraph(dict(graph.resources))
     for stage in broken:
         inputs = {key: value for key, value in stage.inputs.items() if key != "canarySettings"}
         readable.resources[stage.name] = dataclasses.replace(stage, inputs=inputs)
-    return routing.invocations(readable)
+    return routing.invocations(readable, found)
 
 
 def _canary_percent(stage: ResourceRecord) -> Any:
@@ -271,6 +383,13 @@ def _float_like(value: Any) -> bool:
     return True
 
 
+def _number(value: object) -> float | None:
+    """A JSON number as a float; ``None`` for anything else (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def _share_text(invocation: Invocation) -> str:
     role = "canary" if invocation.role == "canary" else "live traffic"
     return f"stage {invocation.stage_name}'s {role} ({invocation.share:g}% of requests)"
@@ -278,6 +397,15 @@ def _share_text(invocation: Invocation) -> str:
 
 def _route(endpoint: Endpoint) -> str:
     return f"{endpoint.http_method} /{endpoint.path}"
+
+
+def _routes(endpoints: Iterable[Endpoint]) -> str:
+    return ", ".join(_route(e) for e in sorted(endpoints, key=lambda e: (e.path, e.http_method)))
+
+
+def _declared_in(endpoint: Endpoint) -> str:
+    """Where the method is written, for fixes."""
+    return "its x-amazon-apigateway-integration" if endpoint.in_openapi else "the Integration"
 
 
 def _function_name(function_arn: str) -> str:
@@ -387,65 +515,91 @@ def _names_function(function: str, function_arn: str) -> bool:
     return function == _function_name(function_arn)
 
 
-def _allows(grant: _Grant, invocation: Invocation, execution_arn: str) -> bool:
-    endpoint = invocation.endpoint
-    function_arn = endpoint.function_arn or ""
-    if not _names_function(grant.function, function_arn) or grant.qualifier != invocation.qualifier:
+class _GrantIndex:
+    """The grants by qualifier, those with a literal source ARN also by that ARN: a program
+    with one permission per route and stage has hundreds, and each request needs only the few
+    that can match it."""
+
+    def __init__(self, grants: Iterable[_Grant]) -> None:
+        self.literal: dict[tuple[str | None, str], list[_Grant]] = {}
+        self.patterns: dict[str | None, list[_Grant]] = {}
+        for grant in grants:
+            if grant.source_arn is not None and not _WILDCARDS.search(grant.source_arn):
+                self.literal.setdefault((grant.qualifier, grant.source_arn), []).append(grant)
+            else:
+                self.patterns.setdefault(grant.qualifier, []).append(grant)
+
+    def allows(self, invocation: Invocation, execution_arn: str, http_method: str) -> bool:
+        endpoint = invocation.endpoint
+        function_arn = endpoint.function_arn or ""
+        account = execution_arn.split(":")[4] if execution_arn.count(":") >= 5 else ""
+        # A path parameter takes values no literal ARN can name; only a pattern covers it.
+        literal = (
+            []
+            if _PATH_PARAMETER.search(endpoint.path)
+            else self.literal.get(
+                (
+                    invocation.qualifier,
+                    f"{execution_arn}/{invocation.stage_name}/{http_method}/{endpoint.path}",
+                ),
+                [],
+            )
+        )
+        for grant in (*literal, *self.patterns.get(invocation.qualifier, [])):
+            if not _names_function(grant.function, function_arn):
+                continue
+            if grant.source_account is not None and grant.source_account != account:
+                continue
+            if grant in literal or grant.source_arn is None:
+                return True
+            if source_arn_covers(
+                grant.source_arn,
+                execution_arn,
+                invocation.stage_name,
+                http_method,
+                endpoint.path,
+            ):
+                return True
         return False
-    if grant.source_account is not None and grant.source_account != execution_arn.split(":")[4]:
-        return False
-    return grant.source_arn is None or source_arn_covers(
-        grant.source_arn,
-        execution_arn,
-        invocation.stage_name,
-        endpoint.http_method,
-        endpoint.path,
-    )
 
 
 def missing_invoke_permission(
     graph: ResourceGraph, invoked: Sequence[Invocation]
 ) -> Iterator[Finding]:
-    """PF001: API Gateway may invoke every qualifier each share of each stage reaches."""
-    grants = _grants(graph)
-    uncovered = [
-        invocation
-        for invocation in invoked
-        if invocation.endpoint.function_arn is not None
-        and not invocation.undefined_variables  # PF002
-        and invocation.qualifier != LATEST  # PF006: $LATEST takes no resource policy
-        and not any(
-            _allows(
-                grant,
-                invocation,
-                _execution_arn(invocation.endpoint.api, invocation.endpoint.function_arn),
-            )
-            for grant in grants
-        )
-    ]
+    """PF001: API Gateway may invoke every qualifier each share of each stage reaches, for
+    every method a client can call (each of them for ``ANY``)."""
+    index = _GrantIndex(_grants(graph))
+    uncovered = []
+    for invocation in invoked:
+        function_arn = invocation.endpoint.function_arn
+        if function_arn is None or invocation.undefined_variables:  # PF002
+            continue
+        if invocation.qualifier == LATEST:  # PF006: $LATEST takes no resource policy
+            continue
+        execution_arn = _execution_arn(invocation.endpoint.api, function_arn)
+        if not all(
+            index.allows(invocation, execution_arn, method)
+            for method in invocation.endpoint.request_methods
+        ):
+            uncovered.append(invocation)
     for group in _group(uncovered):
         first = group[0]
         function_arn = first.endpoint.function_arn or ""
-        routes = ", ".join(_route(i.endpoint) for i in group)
-        source_arns = " and ".join(
-            _execution_arn(i.endpoint.api, function_arn)
-            + source_arn_suffix(i.stage_name, i.endpoint.http_method, i.endpoint.path)
-            for i in group
-        )
         alias = (
             routing.find_alias(graph, function_arn, first.qualifier) if first.qualifier else None
         )
         resource = alias or routing.find_function(graph, function_arn) or first.stage
         qualifier = f"qualifier {first.qualifier}" if first.qualifier else "no qualifier"
+        source_arn = f"{_execution_arn(first.endpoint.api, function_arn)}/{first.stage_name}/*/*"
         yield _finding(
             "PF001",
             resource,
             f"{_share_text(first)} invokes {_target_text(function_arn, first.qualifier)}, but "
-            f"API Gateway may not invoke it for {routes}: those requests fail with "
-            f"{INVALID_PERMISSIONS}",
-            f"add an aws.lambda.Permission per route with action lambda:InvokeFunction, "
-            f"principal {API_GATEWAY_PRINCIPAL}, function {_function_name(function_arn)}, "
-            f"{qualifier} and sourceArn {source_arns}",
+            f"API Gateway may not invoke it for {_routes(i.endpoint for i in group)}: those "
+            f"requests fail with {INVALID_PERMISSIONS}",
+            f"add an aws.lambda.Permission with action lambda:InvokeFunction, principal "
+            f"{API_GATEWAY_PRINCIPAL}, function {_function_name(function_arn)}, {qualifier} "
+            f"and sourceArn {source_arn} (every method and path of the stage)",
         )
 
 
@@ -461,9 +615,8 @@ def undefined_stage_variable(
     for invocation, name in missing:
         groups.setdefault((invocation.stage.name, invocation.role, name), []).append(invocation)
     for (_, role, name), members in groups.items():
-        group = sorted(members, key=_route_order)
-        first = group[0]
-        routes = ", ".join(_route(i.endpoint) for i in group)
+        first = members[0]
+        routes = _routes(i.endpoint for i in members)
         if role == "live":
             where = "the stage variables do not define it"
             fix = f"set variables.{name} on stage {first.stage_name}"
@@ -487,6 +640,10 @@ def undefined_stage_variable(
 
 def alias_missing(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iterator[Finding]:
     """PF003: every qualifier invoked is a version number or an alias in the graph."""
+    aliases = {
+        (str(a.inputs.get("functionName")), str(a.inputs.get("name")))
+        for a in graph.of_type(routing.ALIAS)
+    }
     missing = [
         i
         for i in invoked
@@ -495,17 +652,14 @@ def alias_missing(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iterat
         and i.qualifier is not None
         and i.qualifier != LATEST
         and not i.qualifier.isdigit()
-        and routing.find_alias(graph, i.endpoint.function_arn, i.qualifier) is None
+        and (_function_name(i.endpoint.function_arn), i.qualifier) not in aliases
+        and (i.endpoint.function_arn, i.qualifier) not in aliases
     ]
     for group in _group(missing):
         first = group[0]
         function_arn = first.endpoint.function_arn or ""
         function = _function_name(function_arn)
-        existing = sorted(
-            str(alias.inputs.get("name"))
-            for alias in graph.of_type(routing.ALIAS)
-            if alias.inputs.get("functionName") in (function, function_arn)
-        )
+        existing = sorted(name for owner, name in aliases if owner in (function, function_arn))
         via_variable = _uses_stage_variable(first.endpoint)
         resource = first.stage if via_variable else first.endpoint.integration
         where = "the stage variable" if via_variable else "the integration URI"
@@ -513,8 +667,8 @@ def alias_missing(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iterat
             "PF003",
             resource,
             f"{_share_text(first)} invokes alias {first.qualifier} of {function} for "
-            f"{', '.join(_route(i.endpoint) for i in group)}, but the function has no such "
-            f"alias or version: those requests fail",
+            f"{_routes(i.endpoint for i in group)}, but the function has no such alias or "
+            f"version: those requests fail",
             f"create an aws.lambda.Alias named {first.qualifier} for {function}, or change "
             f"{where} to an existing alias"
             + (f" ({', '.join(existing)})" if existing else "")
@@ -528,7 +682,7 @@ def alias_missing(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iterat
 def canary_equals_live(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iterator[Finding]:
     """PF004: a stage's canary invokes something else than its live traffic."""
     live = {
-        (i.stage.name, i.endpoint.integration.name): i
+        (i.stage.name, i.endpoint.api.name, i.endpoint.path, i.endpoint.http_method): i
         for i in invoked
         if i.role == "live" and not i.undefined_variables
     }
@@ -537,7 +691,17 @@ def canary_equals_live(graph: ResourceGraph, invoked: Sequence[Invocation]) -> I
         for canary in invoked
         if canary.role == "canary"
         and not canary.undefined_variables
-        and (match := live.get((canary.stage.name, canary.endpoint.integration.name))) is not None
+        and (
+            match := live.get(
+                (
+                    canary.stage.name,
+                    canary.endpoint.api.name,
+                    canary.endpoint.path,
+                    canary.endpoint.http_method,
+                )
+            )
+        )
+        is not None
         and match.qualifier == canary.qualifier
     ]
     for group in _group(same):
@@ -561,9 +725,8 @@ def canary_equals_live(graph: ResourceGraph, invoked: Sequence[Invocation]) -> I
         yield _finding(
             "PF004",
             first.stage,
-            f"{_share_text(first)} invokes {target} for "
-            f"{', '.join(_route(i.endpoint) for i in group)}, the same as its live traffic: "
-            f"the canary release tests nothing new",
+            f"{_share_text(first)} invokes {target} for {_routes(i.endpoint for i in group)}, "
+            f"the same as its live traffic: the canary release tests nothing new",
             f"{fix} on stage {first.stage_name}",
         )
 
@@ -579,8 +742,8 @@ def canary_percent_range(graph: ResourceGraph) -> Iterator[Finding]:
         percent = _canary_percent(stage)
         if percent is None:
             continue  # API Gateway's default: 0.0
-        number = isinstance(percent, int | float) and not isinstance(percent, bool)
-        if number and math.isfinite(percent) and 0 <= percent <= 100:
+        number = _number(percent)
+        if number is not None and math.isfinite(number) and 0 <= number <= 100:
             continue
         yield _finding(
             "PF005",
@@ -595,7 +758,9 @@ def canary_percent_range(graph: ResourceGraph) -> Iterator[Finding]:
 # --- PF006 alias-on-latest --------------------------------------------------------------------
 
 
-def alias_on_latest(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iterator[Finding]:
+def alias_on_latest(
+    graph: ResourceGraph, found: Sequence[Endpoint], invoked: Sequence[Invocation]
+) -> Iterator[Finding]:
     """PF006: no alias serves $LATEST and no integration invokes $LATEST."""
     for alias in graph.of_type(routing.ALIAS):
         if alias.inputs.get("functionVersion") != LATEST:
@@ -613,7 +778,7 @@ def alias_on_latest(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iter
         "invoke an alias or a version number instead: Lambda cannot attach a resource policy "
         "to $LATEST, and $LATEST changes with every deploy"
     )
-    for endpoint in routing.endpoints(graph):
+    for endpoint in found:
         if endpoint.qualifier == LATEST:
             yield _finding(
                 "PF006",
@@ -631,7 +796,7 @@ def alias_on_latest(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iter
             "PF006",
             first.stage,
             f"{_share_text(first)} invokes $LATEST through its stage variables for "
-            f"{', '.join(_route(i.endpoint) for i in group)}",
+            f"{_routes(i.endpoint for i in group)}",
             fix,
         )
 
@@ -649,104 +814,100 @@ def deployment_without_triggers(graph: ResourceGraph) -> Iterator[Finding]:
             deployment,
             f"deployment {deployment.name} has no triggers: a deployment is a snapshot, so "
             f"changed methods, integrations or templates will not reach the stages",
-            "set triggers={'redeployment': <hash of the routes, integrations and templates>}; "
-            "dependsOn only orders creation and never redeploys",
+            "set triggers={'redeployment': <sha256 of the API's OpenAPI body>} (or of the "
+            "routes, integrations and templates); dependsOn only orders creation and never "
+            "redeploys",
         )
 
 
 # --- PF008 integration-response-without-method-response ---------------------------------------
 
 
-def _method_key(record: ResourceRecord) -> tuple[str, str, str, str]:
-    inputs = record.inputs
-    return (
-        str(inputs.get("restApi")),
-        str(inputs.get("resourceId")),
-        str(inputs.get("httpMethod")),
-        str(inputs.get("statusCode")),
-    )
-
-
-def _path_of(graph: ResourceGraph, api_id: str, resource_id: str) -> str:
-    api = graph.by_id(routing.REST_API, api_id)
-    if api is not None and api.outputs.get("rootResourceId") == resource_id:
-        return ""
-    resource = graph.by_id(routing.API_RESOURCE, resource_id)
-    return str(resource.outputs.get("path", "")).lstrip("/") if resource else resource_id
-
-
-def integration_response_without_method_response(graph: ResourceGraph) -> Iterator[Finding]:
+def integration_response_without_method_response(found: Sequence[Endpoint]) -> Iterator[Finding]:
     """PF008: every integration response maps to a method response with its status code."""
-    declared = {_method_key(record) for record in graph.of_type(METHOD_RESPONSE)}
-    for response in graph.of_type(INTEGRATION_RESPONSE):
-        key = _method_key(response)
-        if key in declared:
-            continue
-        api_id, resource_id, method, status = key
-        route = f"{method} /{_path_of(graph, api_id, resource_id)}"
-        yield _finding(
-            "PF008",
-            response,
-            f"integration response {status} of {route} has no method response {status}: "
-            f"API Gateway maps an integration response onto an existing method response, and "
-            f"answers 500 'Output mapping refers to an invalid method response' otherwise",
-            f"add an aws.apigateway.MethodResponse with statusCode {status} on {route} and "
-            f"make the integration response depend on it",
-        )
+    for endpoint in found:
+        for response in endpoint.responses:
+            status = response.status_code
+            if status in endpoint.method_responses:
+                continue
+            route = _route(endpoint)
+            fix = (
+                f"add a response {status} to the {route} operation's responses"
+                if endpoint.in_openapi
+                else f"add an aws.apigateway.MethodResponse with statusCode {status} on {route} "
+                f"and make the integration response depend on it"
+            )
+            yield _finding(
+                "PF008",
+                response.record,
+                f"integration response {status} of {route} has no method response {status}: "
+                f"API Gateway maps an integration response onto an existing method response, "
+                f"and answers 500 'Output mapping refers to an invalid method response' "
+                f"otherwise",
+                fix,
+            )
 
 
 # --- PF009 open-method ------------------------------------------------------------------------
 
 
-def open_method(graph: ResourceGraph, open_methods_allowed: bool = False) -> Iterator[Finding]:
+def open_method(found: Sequence[Endpoint], open_methods_allowed: bool = False) -> Iterator[Finding]:
     """PF009: every method needs authorization or an API key."""
     if open_methods_allowed:
         return
-    for method in graph.of_type(routing.METHOD):
-        inputs = method.inputs
-        if inputs.get("authorization") not in (None, "", "NONE") or inputs.get("authorizerId"):
-            continue
-        if inputs.get("apiKeyRequired") is True:
-            continue
-        api_id = str(inputs.get("restApi"))
-        route = (
-            f"{inputs.get('httpMethod')} /{_path_of(graph, api_id, str(inputs.get('resourceId')))}"
+    groups: dict[str, list[Endpoint]] = {}
+    for endpoint in found:
+        if endpoint.authorization == "NONE" and not endpoint.api_key_required:
+            groups.setdefault(endpoint.method.name, []).append(endpoint)
+    for members in groups.values():
+        first = members[0]
+        document = routing.openapi_document(first.api) if first.in_openapi else None
+        ignored = (
+            " (API Gateway ignores the document-level security: it must be on each operation)"
+            if document is not None and document.get("security")
+            else ""
+        )
+        fix = (
+            "add security [{api_key: []}] to each operation, with an apiKey scheme named "
+            "x-api-key in the header (and a usage plan and key)"
+            if first.in_openapi
+            else "set apiKeyRequired=True (with a usage plan and key)"
         )
         yield _finding(
             "PF009",
-            method,
-            f"{route} takes no authorization and no API key: anyone who finds the URL can call it",
-            "set apiKeyRequired=True (with a usage plan and key), or authorization AWS_IAM, "
-            "CUSTOM or COGNITO_USER_POOLS; if the API is meant to be public, allow open "
-            "methods explicitly",
+            first.method,
+            f"{_routes(members)} take{'s' if len(members) == 1 else ''} no authorization and "
+            f"no API key{ignored}: anyone who finds the URL can call "
+            f"{'it' if len(members) == 1 else 'them'}",
+            f"{fix}, or authorization AWS_IAM, CUSTOM or COGNITO_USER_POOLS; if the API is "
+            f"meant to be public, allow open methods explicitly",
         )
 
 
 # --- PF010 template-invalid -------------------------------------------------------------------
 
 
-def template_invalid(graph: ResourceGraph, invoked: Sequence[Invocation]) -> Iterator[Finding]:
-    """PF010: a Lambda integration's request templates pass $context.stage and render to JSON
-    for every stage and share; without templates the raw body would reach the function."""
-    shares: dict[str, list[tuple[str, bool]]] = {}
+def template_invalid(found: Sequence[Endpoint], invoked: Sequence[Invocation]) -> Iterator[Finding]:
+    """PF010: a Lambda integration's request templates render, for every stage and share, to
+    JSON that carries the stage; without templates the raw body would reach the function."""
+    shares: dict[int, set[tuple[str, bool]]] = {}
     for invocation in invoked:
-        seen = shares.setdefault(invocation.endpoint.integration.name, [])
-        share = (invocation.stage_name, invocation.role == "canary")
-        if share not in seen:
-            seen.append(share)
-            seen.sort()  # by stage, live before canary
-    for endpoint in routing.endpoints(graph):
-        integration = endpoint.integration
-        if endpoint.function_arn is None or integration.inputs.get("type") == "AWS_PROXY":
+        shares.setdefault(id(invocation.endpoint), set()).add(
+            (invocation.stage_name, invocation.role == "canary")
+        )
+    for endpoint in found:
+        if endpoint.function_arn is None or endpoint.integration_type == "AWS_PROXY":
             continue  # a proxy integration sends the whole request; templates do not apply
-        yield from _template_findings(endpoint, shares.get(integration.name, []))
+        # By stage, live before canary; an API no stage serves is rendered for a probe stage.
+        yield from _template_findings(
+            endpoint, sorted(shares.get(id(endpoint), ())) or [(_PROBE_STAGES[0], False)]
+        )
 
 
 def _template_findings(endpoint: Endpoint, shares: list[tuple[str, bool]]) -> Iterator[Finding]:
-    integration = endpoint.integration
     route = _route(endpoint)
-    templates = integration.inputs.get("requestTemplates") or {}
-    passthrough = integration.inputs.get("passthroughBehavior") or "WHEN_NO_MATCH"
+    templates = endpoint.request_templates
+    passthrough = endpoint.passthrough_behavior
     if not templates:
         if passthrough == "NEVER":
             message = (
@@ -760,48 +921,63 @@ def _template_findings(endpoint: Endpoint, shares: list[tuple[str, bool]]) -> It
             )
         yield _finding(
             "PF010",
-            integration,
+            endpoint.integration,
             message,
-            "set requestTemplates={'application/json': <template passing $context.stage>} "
-            "and passthroughBehavior NEVER",
+            f"set requestTemplates {{'application/json': <template passing $context.stage>}} "
+            f"and passthroughBehavior NEVER in {_declared_in(endpoint)}",
         )
         return
     if passthrough == "WHEN_NO_MATCH":
         yield _finding(
             "PF010",
-            integration,
+            endpoint.integration,
             f"{route} has passthroughBehavior WHEN_NO_MATCH: a request whose Content-Type "
             f"matches none of its templates ({', '.join(sorted(templates))}) reaches the "
             f"function raw, without $context.stage",
-            "set passthroughBehavior NEVER, so that unmapped content types get 415",
+            f"set passthroughBehavior NEVER in {_declared_in(endpoint)}, so that unmapped "
+            f"content types get 415",
         )
     for content_type, template in sorted(templates.items()):
-        text = str(template)
-        if not passes_stage(text):
-            yield _finding(
-                "PF010",
-                integration,
-                f"the {content_type} request template of {route} does not pass "
-                f"$context.stage: the function cannot tell which stage it serves",
-                'add "stage": "$context.stage" to the template',
-            )
-        failures: dict[str, list[str]] = {}
-        for stage, is_canary in shares:
-            rendered = render_request(
-                text, stage, endpoint.http_method, endpoint.path, is_canary=is_canary
-            )
-            if rendered.error is not None:
-                share = f"{stage} {'canary' if is_canary else 'live'}"
-                failures.setdefault(rendered.error, []).append(share)
-        for error, failed in failures.items():
-            yield _finding(
-                "PF010",
-                integration,
-                f"the {content_type} request template of {route} does not render to valid "
-                f"JSON for a sample request to {', '.join(failed)}: {error}",
-                "make the template render a JSON object for every request; preview it with "
-                "python -m components.plan --stack <stack>",
-            )
+        yield from _rendering_findings(endpoint, content_type, template, shares)
+
+
+def _rendering_findings(
+    endpoint: Endpoint, content_type: str, template: str, shares: list[tuple[str, bool]]
+) -> Iterator[Finding]:
+    """Render the template for each share, and again as if the stage had another name: when
+    both payloads are the same, the stage never reaches the function (it is only in a comment,
+    a dead branch, or not there at all)."""
+    route = _route(endpoint)
+    failures: dict[str, list[str]] = {}
+    stageless: list[str] = []
+    for stage, is_canary in shares:
+        share = f"{stage} {'canary' if is_canary else 'live'}"
+        rendered = render_request(template, stage, endpoint.http_method, endpoint.path, is_canary)
+        if rendered.error is not None:
+            failures.setdefault(rendered.error, []).append(share)
+            continue
+        probe = _PROBE_STAGES[1] if stage == _PROBE_STAGES[0] else _PROBE_STAGES[0]
+        other = render_request(template, probe, endpoint.http_method, endpoint.path, is_canary)
+        if other.error is None and other.payload == rendered.payload:
+            stageless.append(share)
+    if stageless:
+        yield _finding(
+            "PF010",
+            endpoint.integration,
+            f"the {content_type} request template of {route} does not pass $context.stage to "
+            f"the function for {', '.join(stageless)}: its payload is the same whatever the "
+            f"stage (a reference in a comment or a branch not taken does not count)",
+            'add "stage": "$context.stage" to the JSON the template renders',
+        )
+    for error, failed in failures.items():
+        yield _finding(
+            "PF010",
+            endpoint.integration,
+            f"the {content_type} request template of {route} does not render to valid JSON "
+            f"for a sample request to {', '.join(failed)}: {error}",
+            "make the template render a JSON object for every request; preview it with "
+            "python -m components.plan --stack <stack>",
+        )
 
 
 # --- PF011 iam-wildcard-action ----------------------------------------------------------------
@@ -893,6 +1069,541 @@ def permission_without_source_arn(graph: ResourceGraph) -> Iterator[Finding]:
             f"permission {permission.name} lets {API_GATEWAY_PRINCIPAL} invoke {target} with "
             f"no sourceArn: any API Gateway API, in any account, may invoke it (confused "
             f"deputy)",
-            "set sourceArn to the API's execution ARN followed by /<stage>/<METHOD>/<path>, "
-            "e.g. <executionArn>/prod/POST/events",
+            "set sourceArn to the API's execution ARN followed by /<stage>/*/* (or "
+            "/<stage>/<METHOD>/<path>), e.g. <executionArn>/prod/*/*",
+        )
+
+
+# --- PF014 resource-policy-too-large ----------------------------------------------------------
+
+
+def _qualified_function(permission: ResourceRecord) -> tuple[str, str | None]:
+    """The function name a permission is on, and its qualifier (explicit or as a suffix)."""
+    function, suffix = _split_function(str(permission.inputs.get("function") or ""))
+    return _function_name(function), permission.inputs.get("qualifier") or suffix
+
+
+def _statement_id(permission: ResourceRecord) -> tuple[str, bool]:
+    """The permission's statement id, and whether the program set it (else pulumi-aws
+    generates ``<logical name>-<7 hex>``)."""
+    given = permission.inputs.get("statementId")
+    if given:
+        return str(given), True
+    recorded = permission.outputs.get("statementId")
+    if recorded:
+        return str(recorded), False
+    return autoname(permission.name, "0" * 7), False
+
+
+def _policy_statement(permission: ResourceRecord, function_arn: str) -> dict[str, Any]:
+    """The statement Lambda's AddPermission adds to the resource policy, as GetPolicy shows
+    it: the principal as a service or an account root, the resource the qualified ARN, and
+    the source conditions."""
+    inputs = permission.inputs
+    _, qualifier = _qualified_function(permission)
+    principal = str(inputs.get("principal") or "")
+    partition = function_arn.split(":")[1] if function_arn.count(":") >= 1 else "aws"
+    if principal.isdigit():
+        principal_block: Any = {"AWS": f"arn:{partition}:iam::{principal}:root"}
+    elif principal == "*":
+        principal_block = "*"
+    elif "." in principal:
+        principal_block = {"Service": principal}
+    else:
+        principal_block = {"AWS": principal}
+    condition: dict[str, dict[str, str]] = {}
+    if inputs.get("sourceAccount"):
+        condition.setdefault("StringEquals", {})["AWS:SourceAccount"] = str(inputs["sourceAccount"])
+    if inputs.get("principalOrgId"):
+        condition.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = str(
+            inputs["principalOrgId"]
+        )
+    if inputs.get("sourceArn"):
+        condition["ArnLike"] = {"AWS:SourceArn": str(inputs["sourceArn"])}
+    statement: dict[str, Any] = {
+        "Sid": _statement_id(permission)[0],
+        "Effect": "Allow",
+        "Principal": principal_block,
+        "Action": str(inputs.get("action") or ""),
+        "Resource": f"{function_arn}:{qualifier}" if qualifier else function_arn,
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _function_arns(graph: ResourceGraph) -> dict[str, str]:
+    """Function name to ARN, for the functions in the graph."""
+    return {
+        str(f.outputs.get("name") or _function_name(str(f.outputs["arn"]))): str(f.outputs["arn"])
+        for f in graph.of_type(routing.FUNCTION)
+        if f.outputs.get("arn")
+    }
+
+
+def _arn_for(function: str, known: dict[str, str]) -> str:
+    """The ARN of the function a permission names; one outside the graph gets an ARN of the
+    same length as a real one would have."""
+    if function.startswith("arn:"):
+        return function
+    name = function.rpartition(":")[2]
+    if name in known:
+        return known[name]
+    return f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+
+
+def resource_policy_too_large(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF014: the resource policy of each function, alias and version fits Lambda's limit."""
+    known = _function_arns(graph)
+    policies: dict[tuple[str, str | None], list[ResourceRecord]] = {}
+    for permission in graph.of_type(PERMISSION):
+        policies.setdefault(_qualified_function(permission), []).append(permission)
+    for (function, qualifier), permissions in policies.items():
+        function_arn = _arn_for(
+            _split_function(str(permissions[0].inputs.get("function") or ""))[0], known
+        )
+        policy = {
+            "Version": "2012-10-17",
+            "Id": "default",
+            "Statement": [_policy_statement(p, function_arn) for p in permissions],
+        }
+        size = len(json.dumps(policy, separators=(",", ":")).encode())
+        if size <= LAMBDA_POLICY_LIMIT:
+            continue
+        target = f"{function}:{qualifier}" if qualifier else function
+        alias = routing.find_alias(graph, function_arn, qualifier) if qualifier else None
+        yield _finding(
+            "PF014",
+            alias or routing.find_function(graph, function_arn) or permissions[0],
+            f"the resource policy of {target} would take {size} bytes with its "
+            f"{len(permissions)} statements; Lambda allows {LAMBDA_POLICY_LIMIT} and fails "
+            f"the deploy midway with PolicyLengthExceededException",
+            "grant API Gateway once per stage and alias with sourceArn "
+            "<execution ARN>/<stage>/*/* instead of once per route",
+        )
+
+
+# --- PF015 statement-id-invalid ---------------------------------------------------------------
+
+
+def statement_id_invalid(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF015: statement ids are valid, and unique within one function and qualifier (the
+    policy they are statements of)."""
+    seen: dict[tuple[str, str | None, str], ResourceRecord] = {}
+    for permission in graph.of_type(PERMISSION):
+        statement_id, given = _statement_id(permission)
+        problem = (
+            name_problem(PERMISSION, statement_id)
+            if given
+            else autoname_problem(PERMISSION, permission.name)
+        )
+        if problem is not None:
+            yield _finding(
+                "PF015",
+                permission,
+                f"Lambda would refuse the statement id of permission {permission.name}: {problem}",
+                "set statementId to at most 100 letters, digits, '-' or '_', e.g. "
+                "apigateway-<stage>-<alias>"
+                if given
+                else "set statementId explicitly, or shorten the permission's resource name "
+                "(pulumi-aws names the statement <resource name>-<7 hex>)",
+            )
+            continue
+        function, qualifier = _qualified_function(permission)
+        other = seen.setdefault((function, qualifier, statement_id), permission)
+        if other is not permission:
+            target = f"{function}:{qualifier}" if qualifier else function
+            yield _finding(
+                "PF015",
+                permission,
+                f"permissions {other.name} and {permission.name} both add statement "
+                f"{statement_id} to the policy of {target}: Lambda refuses the second with "
+                f"ResourceConflictException",
+                "give each permission on one function and qualifier its own statementId",
+            )
+
+
+# --- PF016 physical-name-invalid --------------------------------------------------------------
+
+
+def physical_name_invalid(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF016: every physical name fits its type's rule, whether the program gave it or
+    pulumi-aws generates it (statement ids are PF015's)."""
+    for record in graph.resources.values():
+        rule = NAME_RULES.get(record.type)
+        if rule is None or record.type == PERMISSION:
+            continue
+        given = record.inputs.get(rule.property)
+        if given:
+            problem = name_problem(record.type, str(given))
+        elif rule.autonamed:
+            problem = autoname_problem(record.type, record.name)
+        else:
+            recorded = record.outputs.get(rule.property)
+            problem = name_problem(record.type, str(recorded)) if recorded else None
+        if problem is None:
+            continue
+        yield _finding(
+            "PF016",
+            record,
+            f"AWS or pulumi-aws would refuse the name of {record.name}: {problem}",
+            f"shorten or change {rule.property} (or the resource name it is generated from) "
+            f"to at most {rule.max_length} characters: {rule.charset}",
+        )
+
+
+# --- PF017 route-tree-refused -----------------------------------------------------------------
+
+
+def route_tree_refused(graph: ResourceGraph, found: Sequence[Endpoint]) -> Iterator[Finding]:
+    """PF017: API Gateway can build each API's resource tree (see
+    :func:`routing.route_tree_problems`)."""
+    paths: dict[str, set[str]] = {}
+    apis = {api.id: api for api in graph.of_type(routing.REST_API)}
+    for endpoint in found:
+        paths.setdefault(endpoint.api.id, set()).add(endpoint.path)
+    for resource in graph.of_type(routing.API_RESOURCE):
+        path = str(resource.outputs.get("path", "")).strip("/")
+        paths.setdefault(str(resource.inputs.get("restApi")), set()).add(path)
+    for api_id, api_paths in paths.items():
+        api = apis.get(api_id)
+        if api is None:
+            continue
+        for problem in routing.route_tree_problems(api_paths):
+            yield _finding(
+                "PF017",
+                api,
+                problem,
+                "rename the path parameters so that siblings share one name, or move the "
+                "routes; API Gateway refuses the whole API otherwise",
+            )
+
+
+# --- PF018 api-key-unusable -------------------------------------------------------------------
+
+
+def api_key_unusable(graph: ResourceGraph, found: Sequence[Endpoint]) -> Iterator[Finding]:
+    """PF018: a key can reach each stage whose methods require one: a usage plan lists the
+    stage, an API key is linked to that plan, and the key is enabled. API Gateway answers
+    403 Forbidden to every request otherwise."""
+    keyed: dict[str, list[Endpoint]] = {}
+    for endpoint in found:
+        if endpoint.api_key_required:
+            keyed.setdefault(endpoint.api.id, []).append(endpoint)
+    plan_keys: dict[str, list[str]] = {}
+    for link in graph.of_type(USAGE_PLAN_KEY):
+        if str(link.inputs.get("keyType", "API_KEY")) == "API_KEY":
+            plan_keys.setdefault(str(link.inputs.get("usagePlanId")), []).append(
+                str(link.inputs.get("keyId"))
+            )
+    keys = {key.id: key for key in graph.of_type(API_KEY)}
+    for stage in graph.of_type(routing.STAGE):
+        api_id = str(stage.inputs.get("restApi"))
+        requiring = keyed.get(api_id)
+        if not requiring:
+            continue
+        name = str(stage.inputs.get("stageName"))
+        routes = _routes(requiring)
+        plans = [
+            plan
+            for plan in graph.of_type(USAGE_PLAN)
+            if any(
+                isinstance(s, dict) and s.get("apiId") == api_id and s.get("stage") == name
+                for s in plan.inputs.get("apiStages") or []
+            )
+        ]
+        if not plans:
+            yield _finding(
+                "PF018",
+                stage,
+                f"{routes} on stage {name} require an API key, but no usage plan lists the "
+                f"stage: API Gateway refuses every request with 403 Forbidden",
+                f"add an aws.apigateway.UsagePlan with apiStages [{{apiId, stage: {name}}}], "
+                f"an ApiKey and a UsagePlanKey linking them",
+            )
+            continue
+        linked = [keys[k] for plan in plans for k in plan_keys.get(plan.id, []) if k in keys]
+        if not linked:
+            yield _finding(
+                "PF018",
+                plans[0],
+                f"{routes} on stage {name} require an API key, but no API key is linked to "
+                f"the usage plans listing the stage: API Gateway refuses every request with "
+                f"403 Forbidden",
+                "add an aws.apigateway.ApiKey and a UsagePlanKey (keyType API_KEY) linking it "
+                "to the usage plan",
+            )
+        elif all(key.inputs.get("enabled") is False for key in linked):
+            yield _finding(
+                "PF018",
+                linked[0],
+                f"{routes} on stage {name} require an API key, but every key of its usage "
+                f"plans is disabled: API Gateway refuses every request with 403 Forbidden",
+                "set enabled=True on the API key",
+            )
+
+
+# --- PF019 lambda-integration-not-post --------------------------------------------------------
+
+
+def lambda_integration_not_post(found: Sequence[Endpoint]) -> Iterator[Finding]:
+    """PF019: API Gateway calls Lambda's Invoke API, ``POST .../invocations``, with the
+    integration's own method: "For Lambda function invocations, the value must be POST"
+    (x-amazon-apigateway-integration, httpMethod)."""
+    for endpoint in found:
+        if endpoint.function_arn is None or endpoint.integration_type not in ("AWS", "AWS_PROXY"):
+            continue
+        if endpoint.integration_http_method == "POST":
+            continue
+        used = endpoint.integration_http_method or "no method"
+        field = "httpMethod" if endpoint.in_openapi else "integrationHttpMethod"
+        yield _finding(
+            "PF019",
+            endpoint.integration,
+            f"the Lambda integration of {_route(endpoint)} calls Lambda with {used}: Lambda's "
+            f"Invoke API takes only POST, so every request fails with 500",
+            f"set {field} POST in {_declared_in(endpoint)}, whatever the client's method",
+        )
+
+
+# --- PF020 no-default-integration-response ----------------------------------------------------
+
+
+def no_default_integration_response(found: Sequence[Endpoint]) -> Iterator[Finding]:
+    """PF020: a non-proxy integration has a response without a selection pattern, the one a
+    successful result (with no error message to match) maps to."""
+    for endpoint in found:
+        if endpoint.integration_type not in ("AWS", "HTTP", "MOCK"):
+            continue  # proxy integrations pass the response through; no integration at all
+        if any(response.selection_pattern is None for response in endpoint.responses):
+            continue
+        where = (
+            "a response keyed 'default' in its x-amazon-apigateway-integration responses"
+            if endpoint.in_openapi
+            else "an aws.apigateway.IntegrationResponse without selectionPattern"
+        )
+        yield _finding(
+            "PF020",
+            endpoint.integration,
+            f"{_route(endpoint)} has no default integration response: a successful call "
+            f"matches no selection pattern, and API Gateway answers 500 ('No match for output "
+            f"mapping and no default output mapping specified')",
+            f"add {where}, with statusCode 200",
+        )
+
+
+# --- PF021 alias-weights-invalid --------------------------------------------------------------
+
+
+def alias_weights_invalid(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF021: routingConfig.additionalVersionWeights names one published version other than
+    the alias' own, with a weight from 0.0 to 1.0 (botocore's Lambda model: AdditionalVersion
+    pattern [0-9]+, Weight a double from 0.0 to 1.0; an alias points to at most two versions,
+    https://docs.aws.amazon.com/lambda/latest/dg/configuring-alias-routing.html)."""
+    for alias in graph.of_type(routing.ALIAS):
+        config = alias.inputs.get("routingConfig")
+        weights = config.get("additionalVersionWeights") if isinstance(config, dict) else None
+        if not isinstance(weights, dict) or not weights:
+            continue
+        name = alias.inputs.get("name")
+        own = str(alias.inputs.get("functionVersion"))
+        problems = []
+        if len(weights) > 1:
+            problems.append(
+                f"names {len(weights)} extra versions ({', '.join(sorted(map(str, weights)))}); "
+                f"an alias routes to at most one besides its own"
+            )
+        for version, weight in sorted(weights.items(), key=lambda item: str(item[0])):
+            number = _number(weight)
+            if number is None or not math.isfinite(number) or not 0 <= number <= 1:
+                problems.append(
+                    f"gives version {version} the weight {weight!r}; a weight is a fraction "
+                    f"from 0.0 to 1.0 (0.1 sends a tenth of invocations)"
+                )
+            if str(version) == own:
+                problems.append(
+                    f"gives a weight to version {version}, which the alias serves already"
+                )
+            elif not str(version).isdigit():
+                problems.append(f"gives a weight to {version!r}, which is no version number")
+        for problem in problems:
+            yield _finding(
+                "PF021",
+                alias,
+                f"alias {name}'s routingConfig {problem}: Lambda refuses the alias",
+                "set additionalVersionWeights to {<the other published version>: <fraction "
+                "from 0 to 1>}",
+            )
+
+
+# --- PF022 canary-deployment-foreign ----------------------------------------------------------
+
+
+def canary_deployment_foreign(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF022: a stage's canary runs a deployment of the same API."""
+    deployments = {d.id: d for d in graph.of_type(DEPLOYMENT)}
+    for stage in graph.of_type(routing.STAGE):
+        canary = stage.inputs.get("canarySettings")
+        if not isinstance(canary, dict) or not canary.get("deploymentId"):
+            continue
+        deployment_id = str(canary["deploymentId"])
+        deployment = deployments.get(deployment_id)
+        api_id = stage.inputs.get("restApi")
+        if deployment is not None and deployment.inputs.get("restApi") == api_id:
+            continue
+        whose = (
+            f"deployment {deployment.name} of another API"
+            if deployment is not None
+            else f"{deployment_id!r}, no deployment in the program"
+        )
+        yield _finding(
+            "PF022",
+            stage,
+            f"stage {stage.inputs.get('stageName')}'s canarySettings.deploymentId is "
+            f"{whose}: API Gateway refuses a canary that is not a deployment of the stage's "
+            f"API {api_id}",
+            "set canarySettings.deploymentId to the id of an aws.apigateway.Deployment of "
+            "the stage's own REST API",
+        )
+
+
+# --- PF023 source-arn-wildcard ----------------------------------------------------------------
+
+
+def source_arn_wildcard(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF023: a permission's source ARN pins the account and the API: with either wildcarded,
+    other APIs (in any account, or in this one) may invoke the function."""
+    for permission in graph.of_type(PERMISSION):
+        inputs = permission.inputs
+        source_arn = inputs.get("sourceArn")
+        if inputs.get("principal") != API_GATEWAY_PRINCIPAL or not source_arn:
+            continue
+        parts = str(source_arn).split(":", 5)
+        if len(parts) != 6:
+            continue
+        account, api_id = parts[4], parts[5].split("/", 1)[0]
+        wild = []
+        if (not account or _WILDCARDS.search(account)) and not inputs.get("sourceAccount"):
+            wild.append(f"the account ({account or 'empty'}): APIs in any AWS account")
+        if not api_id or _WILDCARDS.search(api_id):
+            wild.append(f"the API id ({api_id or 'empty'}): any API in the account")
+        if not wild:
+            continue
+        yield _finding(
+            "PF023",
+            permission,
+            f"permission {permission.name}'s sourceArn {source_arn} wildcards "
+            f"{' and '.join(wild)} may invoke the function",
+            "use the API's execution ARN (restApi.executionArn) followed by /<stage>/*/*",
+        )
+
+
+# --- PF024 admin-policy-on-function-role ------------------------------------------------------
+
+_ADMIN_POLICY = re.compile(
+    r"arn:[\w-]+:iam::aws:policy/(?:[\w+=,.@/-]*/)?"
+    r"(?:AdministratorAccess|PowerUserAccess|IAMFullAccess|[\w+=,.@-]*FullAccess)"
+)
+
+
+def admin_policy_on_function_role(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF024: a function's role has no AWS managed policy granting administrator, power user
+    or a service's full access: the function needs a few actions on its own resources."""
+    function_roles = {str(f.inputs.get("role")) for f in graph.of_type(routing.FUNCTION)}
+    for role in graph.of_type(IAM_ROLE):
+        identities = {
+            str(value)
+            for value in (role.outputs.get("arn"), role.outputs.get("name"), role.id)
+            if value
+        }
+        if not identities & function_roles:
+            continue
+        attached = [
+            (role, str(arn))
+            for arn in role.inputs.get("managedPolicyArns") or []
+            if _ADMIN_POLICY.fullmatch(str(arn))
+        ]
+        attached += [
+            (attachment, str(attachment.inputs.get("policyArn")))
+            for attachment in graph.of_type(ROLE_POLICY_ATTACHMENT)
+            if str(attachment.inputs.get("role")) in identities
+            and _ADMIN_POLICY.fullmatch(str(attachment.inputs.get("policyArn")))
+        ]
+        for record, policy_arn in attached:
+            yield _finding(
+                "PF024",
+                record,
+                f"role {role.name}, which a Lambda function runs as, has {policy_arn} "
+                f"attached: any bug or injected code in the function can do what that policy "
+                f"allows",
+                "detach it and grant the exact actions on the function's own resources in a "
+                "role policy",
+            )
+
+
+# --- PF025 throttling-zero --------------------------------------------------------------------
+
+
+def _zero_limits(settings: object, rate: str, burst: str) -> list[str]:
+    if not isinstance(settings, dict):
+        return []
+    return [key for key in (rate, burst) if _number(settings.get(key)) == 0]
+
+
+def throttling_zero(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF025: no throttle of 0. API Gateway throttles with a token bucket whose size is the
+    burst and whose refill is the rate (api-gateway-request-throttling): a burst of 0 holds no
+    token and a rate of 0 never adds one, so every request gets 429 Too Many Requests."""
+    fix = "set the limit above 0, or leave it unset for the account's default"
+    for settings in graph.of_type(METHOD_SETTINGS):
+        zero = _zero_limits(
+            settings.inputs.get("settings"), "throttlingRateLimit", "throttlingBurstLimit"
+        )
+        if zero:
+            yield _finding(
+                "PF025",
+                settings,
+                f"{' and '.join(zero)} of {settings.inputs.get('methodPath')} on stage "
+                f"{settings.inputs.get('stageName')} is 0: API Gateway answers every request "
+                f"429 Too Many Requests",
+                fix,
+            )
+    for plan in graph.of_type(USAGE_PLAN):
+        zero = [
+            f"throttleSettings.{key}"
+            for key in _zero_limits(plan.inputs.get("throttleSettings"), "rateLimit", "burstLimit")
+        ]
+        for api_stage in plan.inputs.get("apiStages") or []:
+            for throttle in (
+                (api_stage.get("throttles") or []) if isinstance(api_stage, dict) else []
+            ):
+                zero += [
+                    f"{key} of {throttle.get('path')} on stage {api_stage.get('stage')}"
+                    for key in _zero_limits(throttle, "rateLimit", "burstLimit")
+                ]
+        if zero:
+            yield _finding(
+                "PF025",
+                plan,
+                f"usage plan {plan.name}'s {', '.join(zero)} is 0: API Gateway answers every "
+                f"request with its keys 429 Too Many Requests",
+                fix,
+            )
+
+
+# --- PF026 openapi-body-invalid ---------------------------------------------------------------
+
+
+def openapi_body_invalid(graph: ResourceGraph) -> Iterator[Finding]:
+    """PF026: API Gateway can import each REST API's body."""
+    for api in graph.of_type(routing.REST_API):
+        problem = routing.openapi_problem(api)
+        if problem is None:
+            continue
+        yield _finding(
+            "PF026",
+            api,
+            f"the OpenAPI body of REST API {api.name} {problem}: PutRestApi refuses it, and "
+            f"preflight cannot check its routes",
+            "give body the OpenAPI document as JSON text: an object with openapi, info and paths",
         )
