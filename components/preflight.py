@@ -948,13 +948,16 @@ def _rendering_findings(
     both payloads are the same, the stage never reaches the function (it is only in a comment,
     a dead branch, or not there at all)."""
     route = _route(endpoint)
-    failures: dict[str, list[str]] = {}
+    failed: list[str] = []
+    first_error = ""
     stageless: list[str] = []
     for stage, is_canary in shares:
         share = f"{stage} {'canary' if is_canary else 'live'}"
         rendered = render_request(template, stage, endpoint.http_method, endpoint.path, is_canary)
         if rendered.error is not None:
-            failures.setdefault(rendered.error, []).append(share)
+            # The error's position moves with the stage name's length: the first one says it.
+            first_error = first_error or rendered.error
+            failed.append(share)
             continue
         probe = _PROBE_STAGES[1] if stage == _PROBE_STAGES[0] else _PROBE_STAGES[0]
         other = render_request(template, probe, endpoint.http_method, endpoint.path, is_canary)
@@ -969,12 +972,12 @@ def _rendering_findings(
             f"stage (a reference in a comment or a branch not taken does not count)",
             'add "stage": "$context.stage" to the JSON the template renders',
         )
-    for error, failed in failures.items():
+    if failed:
         yield _finding(
             "PF010",
             endpoint.integration,
             f"the {content_type} request template of {route} does not render to valid JSON "
-            f"for a sample request to {', '.join(failed)}: {error}",
+            f"for a sample request to {', '.join(failed)}: {first_error}",
             "make the template render a JSON object for every request; preview it with "
             "python -m components.plan --stack <stack>",
         )
