@@ -522,45 +522,48 @@ class _GrantIndex:
 
     def __init__(self, grants: Iterable[_Grant]) -> None:
         self.literal: dict[tuple[str | None, str], list[_Grant]] = {}
-        self.patterns: dict[str | None, list[_Grant]] = {}
+        self.patterns: dict[str | None, list[tuple[_Grant, str]]] = {}
         for grant in grants:
-            if grant.source_arn is not None and not _WILDCARDS.search(grant.source_arn):
-                self.literal.setdefault((grant.qualifier, grant.source_arn), []).append(grant)
+            source_arn = grant.source_arn
+            if source_arn is not None and not _WILDCARDS.search(source_arn):
+                self.literal.setdefault((grant.qualifier, source_arn), []).append(grant)
             else:
-                self.patterns.setdefault(grant.qualifier, []).append(grant)
+                # What any ARN the pattern matches starts with: its text up to the first
+                # wildcard (each ARN part is matched on its own, so the parts before are equal).
+                prefix = _WILDCARDS.split(source_arn, maxsplit=1)[0] if source_arn else ""
+                self.patterns.setdefault(grant.qualifier, []).append((grant, prefix))
 
     def allows(self, invocation: Invocation, execution_arn: str, http_method: str) -> bool:
         endpoint = invocation.endpoint
         function_arn = endpoint.function_arn or ""
         account = execution_arn.split(":")[4] if execution_arn.count(":") >= 5 else ""
-        # A path parameter takes values no literal ARN can name; only a pattern covers it.
-        literal = (
-            []
-            if _PATH_PARAMETER.search(endpoint.path)
-            else self.literal.get(
-                (
-                    invocation.qualifier,
-                    f"{execution_arn}/{invocation.stage_name}/{http_method}/{endpoint.path}",
-                ),
-                [],
+        request_arn = f"{execution_arn}/{invocation.stage_name}/{http_method}/{endpoint.path}"
+
+        def applies(grant: _Grant) -> bool:
+            return _names_function(grant.function, function_arn) and (
+                grant.source_account is None or grant.source_account == account
             )
+
+        # A path parameter takes values no literal ARN can name; only a pattern covers it.
+        if not _PATH_PARAMETER.search(endpoint.path) and any(
+            applies(grant) for grant in self.literal.get((invocation.qualifier, request_arn), [])
+        ):
+            return True
+        return any(
+            request_arn.startswith(prefix)
+            and applies(grant)
+            and (
+                grant.source_arn is None
+                or source_arn_covers(
+                    grant.source_arn,
+                    execution_arn,
+                    invocation.stage_name,
+                    http_method,
+                    endpoint.path,
+                )
+            )
+            for grant, prefix in self.patterns.get(invocation.qualifier, [])
         )
-        for grant in (*literal, *self.patterns.get(invocation.qualifier, [])):
-            if not _names_function(grant.function, function_arn):
-                continue
-            if grant.source_account is not None and grant.source_account != account:
-                continue
-            if grant in literal or grant.source_arn is None:
-                return True
-            if source_arn_covers(
-                grant.source_arn,
-                execution_arn,
-                invocation.stage_name,
-                http_method,
-                endpoint.path,
-            ):
-                return True
-        return False
 
 
 def missing_invoke_permission(
