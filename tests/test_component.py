@@ -464,22 +464,6 @@ def test_a_route_tree_api_gateway_refuses_is_refused_before_any_resource() -> No
     assert mocks.graph.resources == {}
 
 
-def test_a_stable_version_never_published_fails_before_any_alias_changes() -> None:
-    mocks = start_mocks(PROJECT, "dev", {}, published_version=2)
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[Any]:
-        return VersionedLambdaApi("api", api_args()).function_name
-
-    with pytest.raises(
-        ConfigError,
-        match=r"stages\[1\]\.stable_version is 3, but function api-function-\w+ has "
-        r"published versions 1 to 2 only",
-    ):
-        program()
-    assert mocks.graph.of_type(ALIAS) == []
-
-
 def test_warns_when_a_canary_share_cannot_differ_from_live() -> None:
     inert: StageArgs = {"name": "prod", "alias": "prod", "canary_percent": 10}
     mocks = build(api_args(stages=[DEV, inert]))

@@ -9,7 +9,7 @@ import pytest
 
 from components import ConfigError
 from components.routing import RouteShare, routing_table
-from components.testing import ProgramRun, execute_program, start_program_mocks
+from components.testing import ProgramError, ProgramRun, execute_program, start_program_mocks
 from tests.conftest import ROOT, run_stack
 
 TABLE = "aws:dynamodb/table:Table"
@@ -122,6 +122,17 @@ def test_pinned_stable_version_keeps_live_while_the_canary_gets_the_newest() -> 
     }
     assert aliases == {"prod": "3", "prod-canary": "4"}
     assert (run.exports["liveVersion"], run.exports["canaryVersion"]) == ("3", "4")
+
+
+def test_a_stable_version_never_published_fails_before_any_alias_changes() -> None:
+    mocks = start_program_mocks(ROOT, "prod", {"stableVersion": "3"}, published_version=2)
+    with pytest.raises(
+        ProgramError,
+        match=r"stages\[0\]\.stable_version is 3, but function event-logger-function-\w+ has "
+        r"published versions 1 to 2 only",
+    ):
+        execute_program(ROOT, mocks)
+    assert mocks.graph.of_type(ALIAS) == []
 
 
 def test_alias_mode_shows_the_weights_inside_the_live_alias_in_the_routing_table() -> None:
