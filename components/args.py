@@ -1,11 +1,16 @@
-"""The component's inputs (TypedDicts) and their validation into a plan of plain values."""
+"""The component's inputs (TypedDicts) and their validation into a plan of plain values.
 
-from __future__ import annotations
+The annotations are evaluated (no ``from __future__ import annotations``) and use no unions but
+``X | None``, and enumerations are string Enums rather than Literals: Pulumi's component
+analyzer reads these classes to publish the component to other languages, and
+:func:`parse_args` walks the same annotations to check the shape of what a caller passed.
+"""
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, NotRequired, TypedDict
+from enum import StrEnum
+from typing import NotRequired, TypedDict
 
 import pulumi
 
@@ -24,9 +29,17 @@ MEMORY_MB_RANGE = (128, 10240)
 TIMEOUT_SECONDS_RANGE = (1, 29)
 THROTTLE_BURST_LIMIT_RANGE = (1, 5000)
 
-CanaryMode = Literal["stage", "alias"]
-CANARY_MODES: tuple[CanaryMode, ...] = ("stage", "alias")
-DEFAULT_CANARY_MODE: CanaryMode = "stage"
+
+class CanaryMode(StrEnum):
+    """Who splits off a stage's canary share of traffic."""
+
+    STAGE = "stage"
+    """API Gateway's canary settings send the share to the canary alias."""
+    ALIAS = "alias"
+    """The live alias, a Lambda weighted alias, sends the share to the newest version."""
+
+
+DEFAULT_CANARY_MODE = CanaryMode.STAGE
 
 # The retention periods CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (
@@ -71,7 +84,8 @@ class StageArgs(TypedDict):
     throttle_burst_limit: NotRequired[int]
     """Burst of requests allowed on the stage. Defaults to 100."""
     canary_mode: NotRequired[CanaryMode]
-    """Who splits off the canary share. ``"stage"`` (default): API Gateway's canary settings
+    """Who splits off the canary share (a :class:`CanaryMode` or its value). ``"stage"``
+    (default): API Gateway's canary settings
     send it to the canary alias. ``"alias"``: the live alias itself, a Lambda weighted alias
     sending it to the newest version beside ``stable_version``; the stage has no canary and
     invokes only the live alias, and the canary alias gets no traffic."""
@@ -90,7 +104,7 @@ class PolicyStatementArgs(TypedDict):
     actions: list[str]
     """Exact IAM actions such as ``dynamodb:PutItem``; wildcards are refused."""
     resources: list[pulumi.Input[str]]
-    """ARNs the actions apply to."""
+    """ARNs (or ``*``) the actions apply to; at least one."""
 
 
 class VersionedLambdaApiArgs(TypedDict):
@@ -99,7 +113,7 @@ class VersionedLambdaApiArgs(TypedDict):
     code: pulumi.Archive
     """The function's code, e.g. from :func:`components.function_code_archive`."""
     handler: str
-    """Handler entry point, ``module.function``."""
+    """Handler entry point, ``module.function`` (at most 128 characters)."""
     routes: list[RouteArgs]
     """The API's routes; every route invokes the function."""
     stages: list[StageArgs]
@@ -111,7 +125,8 @@ class VersionedLambdaApiArgs(TypedDict):
     timeout: NotRequired[int]
     """Timeout in seconds (1 to 29, API Gateway's integration limit). Defaults to 10."""
     environment: NotRequired[Mapping[str, pulumi.Input[str]]]
-    """Environment variables of the function."""
+    """Environment variables of the function. Names are a letter followed by letters, digits
+    or ``_``; Lambda's reserved names (``AWS_REGION``, ``_HANDLER``, ...) are refused."""
     policy_statements: NotRequired[list[PolicyStatementArgs]]
     """Permissions the function needs beyond writing its logs and traces."""
     log_retention_days: NotRequired[int]
@@ -145,7 +160,7 @@ class StagePlan:
     @property
     def stage_canary(self) -> bool:
         """Whether API Gateway splits off the canary share (the stage has canary settings)."""
-        return self.canary_enabled and self.canary_mode == "stage"
+        return self.canary_enabled and self.canary_mode == CanaryMode.STAGE
 
     @property
     def canary_is_inert(self) -> bool:
@@ -177,7 +192,7 @@ class StagePlan:
         than the newest (Lambda refuses a weight for the alias' own version).
         """
         if (
-            self.canary_mode != "alias"
+            self.canary_mode != CanaryMode.ALIAS
             or not self.canary_enabled
             or self.stable_version is None
             or newest_version == str(self.stable_version)
@@ -190,7 +205,7 @@ class StagePlan:
         return metrics.stage_traffic(
             self.live_alias,
             self.canary_alias,
-            weighted=self.canary_mode == "alias",
+            weighted=self.canary_mode == CanaryMode.ALIAS,
             stable_version=self.stable_version,
         )
 
@@ -199,6 +214,8 @@ class StagePlan:
 class ApiPlan:
     """Validated component inputs."""
 
+    code: pulumi.Archive
+    handler: str
     routes: list[Route]
     stages: list[StagePlan]
     runtime: str
@@ -208,6 +225,8 @@ class ApiPlan:
     api_key_required: bool
     policy_statements: list[PolicyStatementArgs]
     alarm_actions: list[pulumi.Input[str]]
+    environment: dict[str, pulumi.Input[str]]
+    """Empty when the function has no environment variables."""
 
 
 # Dashboard names allow only these characters; 100 keeps the longest alarm name (a 128-character
@@ -226,11 +245,12 @@ def component_name(value: str) -> str:
 
 
 def canary_mode(value: str, key: str) -> CanaryMode:
-    """Return ``value`` if it names a canary mode."""
-    if value not in CANARY_MODES:
-        listed = " or ".join(repr(mode) for mode in CANARY_MODES)
-        raise validation.ConfigError(f"{key} must be {listed}, got {value!r}")
-    return value
+    """The canary mode ``value`` names (a member or its value)."""
+    try:
+        return CanaryMode(value)
+    except ValueError:
+        listed = " or ".join(repr(mode.value) for mode in CanaryMode)
+        raise validation.ConfigError(f"{key} must be {listed}, got {value!r}") from None
 
 
 def default_p99_duration_ms(timeout_seconds: int) -> float:
@@ -320,7 +340,16 @@ def alarm_actions(actions: object, key: str) -> list[pulumi.Input[str]]:
 
 
 def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
-    """Validate the component's args, naming the offending field in any error."""
+    """Validate the component's args, naming the offending field in any error.
+
+    First the shape: every missing required key, unknown key and value of the wrong type is
+    reported at once, one per line, so that a caller fixes them in one go and no value parser
+    below is handed something it cannot read. Then the values, stopping at the first the
+    component or AWS would refuse.
+    """
+    problems = validation.shape_problems(args, VersionedLambdaApiArgs, "")
+    if problems:
+        raise validation.ConfigError("\n".join(problems))
     timeout = validation.integer_in_range(
         args.get("timeout", DEFAULT_TIMEOUT_SECONDS), "timeout", *TIMEOUT_SECONDS_RANGE
     )
@@ -340,8 +369,12 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
     )
     statements = args.get("policy_statements", [])
     for index, statement in enumerate(statements):
-        validation.iam_actions(statement["actions"], f"policy_statements[{index}].actions")
+        key = f"policy_statements[{index}]"
+        validation.iam_actions(statement["actions"], f"{key}.actions")
+        validation.iam_resources(statement["resources"], f"{key}.resources")
     return ApiPlan(
+        code=args["code"],
+        handler=validation.handler(args["handler"], "handler"),
         routes=routes,
         stages=stages,
         runtime=validation.python_runtime(args.get("runtime", DEFAULT_RUNTIME), "runtime"),
@@ -357,4 +390,5 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
         api_key_required=validation.boolean(args.get("api_key_required", True), "api_key_required"),
         policy_statements=statements,
         alarm_actions=alarm_actions(args.get("alarm_actions", []), "alarm_actions"),
+        environment=validation.environment_variables(args.get("environment", {}), "environment"),
     )

@@ -7,9 +7,11 @@ behaves alike under the CLI, the Automation API and unit-test mocks.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pulumi
+import pulumi.runtime.config
 
 from components import args as component_args
 from components import metrics, validation
@@ -28,7 +30,7 @@ DEFAULTS: dict[str, str | int | bool] = {
     "throttleRateLimit": component_args.DEFAULT_THROTTLE_RATE_LIMIT,
     "throttleBurstLimit": component_args.DEFAULT_THROTTLE_BURST_LIMIT,
     "apiKeyRequired": True,
-    "canaryMode": component_args.DEFAULT_CANARY_MODE,
+    "canaryMode": component_args.DEFAULT_CANARY_MODE.value,
     "alarmErrorRatePercent": f"{metrics.DEFAULT_ERROR_RATE_PERCENT:g}",
     "alarmP99DurationMs": "",
 }
@@ -50,8 +52,43 @@ def _key(name: str) -> str:
     return f"{NAMESPACE}:{name}"
 
 
+def given_config_keys() -> set[str]:
+    """Every config key the program was given, in any namespace.
+
+    The CLI's language host hands the program its config as JSON in ``PULUMI_CONFIG``; the
+    Automation API and unit-test mocks (``pulumi.runtime.set_all_config``) fill the runtime's
+    config store instead. ``pulumi.Config.get`` reads both, so both are listed.
+    """
+    return set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+
+
+def unknown_key_problems(keys: Iterable[str]) -> list[str]:
+    """One line per key of this program's namespace that ``Pulumi.yaml`` does not declare, with
+    the declared key it most likely misspells. Other namespaces (``aws:region``) are not ours."""
+    known = [*REQUIRED, *DEFAULTS]
+    problems: list[str] = []
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if namespace != NAMESPACE or name in known:
+            continue
+        suggestion = validation.closest(name, known)
+        problems.append(
+            f"{key} is not a setting of this program; did you mean {_key(suggestion)}?"
+            if suggestion
+            else f"{key} is not a setting of this program, which reads {', '.join(known)}"
+        )
+    return problems
+
+
 def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings:
-    """Read every key of the stack's config, failing on the first invalid one by its name."""
+    """Read every key of the stack's config, failing on the first invalid one by its name.
+
+    Keys of the namespace that the program does not read are refused first, all at once: a
+    misspelt optional key would otherwise leave its default in place without a word.
+    """
+    problems = unknown_key_problems(given_config_keys())
+    if problems:
+        raise validation.ConfigError("\n".join(problems))
 
     def required(name: str) -> str:
         value = config.get(name)

@@ -26,6 +26,7 @@ from tests.conftest import ROOT
 KEY = "stages[3].some_key"
 LONGEST_ALIAS = "a" * 128
 TOPIC = "arn:aws:sns:us-east-1:123456789012:pager"
+TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/events"
 
 
 def test_config_error_is_a_pulumi_run_error() -> None:
@@ -356,14 +357,14 @@ def test_parse_args_fills_in_the_documented_defaults() -> None:
             stable_version=None,
             throttle_rate_limit=50,
             throttle_burst_limit=100,
-            canary_mode="stage",
+            canary_mode=CanaryMode.STAGE,
             alarm_thresholds=AlarmThresholds(error_rate_percent=1, p99_duration_ms=8000),
         )
     ]
 
 
 def test_parse_args_keeps_given_values() -> None:
-    statements = [{"actions": ["dynamodb:PutItem"], "resources": ["arn:aws:dynamodb:table/t"]}]
+    statements = [{"actions": ["dynamodb:PutItem"], "resources": [TABLE]}]
     plan = parse_args(
         valid_args(
             routes=[{"path": "/events/{id}/", "method": "get"}],
@@ -400,7 +401,7 @@ def test_parse_args_keeps_given_values() -> None:
         stable_version=3,
         throttle_rate_limit=7.5,
         throttle_burst_limit=20,
-        canary_mode="alias",
+        canary_mode=CanaryMode.ALIAS,
         alarm_thresholds=AlarmThresholds(error_rate_percent=2.5, p99_duration_ms=28999),
     )
     # The duration alarm's default follows the function's timeout.
@@ -431,10 +432,10 @@ PROD_STAGE: dict[str, Any] = {"name": "prod", "alias": "prod"}
          "routes[1].path"),
         ({"routes": [{"path": "events", "method": "GET", "request_template": "{}"}]},
          "routes[0].request_template"),
-        ({"policy_statements": [{"actions": ["dynamodb:*"], "resources": ["arn"]}]},
+        ({"policy_statements": [{"actions": ["dynamodb:*"], "resources": [TABLE]}]},
          "policy_statements[0].actions"),
-        ({"policy_statements": [{"actions": ["s3:GetObject"], "resources": ["arn"]},
-                                {"actions": [], "resources": ["arn"]}]},
+        ({"policy_statements": [{"actions": ["s3:GetObject"], "resources": [TABLE]},
+                                {"actions": [], "resources": [TABLE]}]},
          "policy_statements[1].actions"),
         ({"runtime": "python3.11"}, "runtime"),
         ({"memory_size": 64}, "memory_size"),
@@ -569,7 +570,12 @@ def test_a_weighted_live_alias_leaves_the_stage_only_the_live_alias_to_reach(
     percent: float,
 ) -> None:
     stage = parse_stage(
-        {"name": "prod", "alias": "prod", "canary_percent": percent, "canary_mode": "alias"},
+        {
+            "name": "prod",
+            "alias": "prod",
+            "canary_percent": percent,
+            "canary_mode": CanaryMode.ALIAS,
+        },
         "stages[0]",
     )
     assert stage.stage_canary is False
