@@ -1,20 +1,26 @@
 """See and prove a stack's routing before anything is deployed.
 
     python -m components.plan --stack prod [--program DIR] [--set key=value ...]
-                              [--format text|json] [--allow-open]
+                              [--format text|json] [--allow-open] [--openapi DIR]
 
 Runs the stack's real program with its stack file's config under recording mocks (no Pulumi
 CLI, no credentials, no network) and prints the resource tree, the routing table, each route's
-request template rendered for a sample request, and the preflight findings. Exits 1 when a
-finding is an error, 2 when the plan cannot be made.
+request template rendered for a sample request, and the preflight findings; ``--openapi``
+also writes each REST API's OpenAPI document to a file. Exits 1 when a finding is an error, 2
+when the plan cannot be made (the program itself failed, or the command line is wrong).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import re
 import sys
 import textwrap
+import threading
+import traceback
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,9 +30,26 @@ import pulumi
 
 from components.graph import ResourceGraph, ResourceRecord
 from components.preflight import Finding, preflight
-from components.routing import RouteShare, endpoints, routing_table
+from components.routing import (
+    ALIAS,
+    FUNCTION,
+    REST_API,
+    STAGE,
+    RouteShare,
+    endpoints,
+    openapi_document,
+    routing_table,
+)
 from components.samples import RenderedTemplate, render_request
-from components.testing import ProgramRun, project_name, run_program, stack_config
+from components.testing import (
+    ProgramRun,
+    RecordingMocks,
+    execute_program,
+    project_name,
+    run_program,
+    stack_config,
+    start_program_mocks,
+)
 
 WIDTH = 80
 _JSON_CONTENT_TYPE = "application/json"
@@ -63,12 +86,10 @@ def make_plan(run: ProgramRun, stack: str, open_methods_allowed: bool) -> Plan:
     """Derive the plan of a program run."""
     samples = []
     for endpoint in endpoints(run.graph):
-        template = (endpoint.integration.inputs.get("requestTemplates") or {}).get(
-            _JSON_CONTENT_TYPE
-        )
+        template = endpoint.request_templates.get(_JSON_CONTENT_TYPE)
         if template is None:
             continue
-        for stage in run.graph.of_type("aws:apigateway/stage:Stage"):
+        for stage in run.graph.of_type(STAGE):
             if stage.inputs.get("restApi") != endpoint.api.id:
                 continue
             name = str(stage.inputs["stageName"])
@@ -77,13 +98,14 @@ def make_plan(run: ProgramRun, stack: str, open_methods_allowed: bool) -> Plan:
                     name,
                     endpoint.http_method,
                     endpoint.path,
-                    render_request(template, name, endpoint.http_method, endpoint.path),
+                    render_request(template, name, endpoint.request_methods[0], endpoint.path),
                 )
             )
     return Plan(
         stack=stack,
         graph=run.graph,
-        routing=routing_table(run.graph),
+        # Registrations finish in no fixed order; the plan should read the same every time.
+        routing=sorted(routing_table(run.graph), key=lambda row: (row.api, row.stage)),
         templates=samples,
         findings=preflight(run.graph, open_methods_allowed=open_methods_allowed),
         messages=run.messages,
@@ -132,6 +154,19 @@ def _version_text(row: RouteShare) -> str:
 
 
 def format_routing(rows: list[RouteShare]) -> list[str]:
+    """The routing table; with several REST APIs (component instances), one block per API,
+    since their stages and aliases may have the same names."""
+    apis = list(dict.fromkeys(row.api for row in rows))
+    if len(apis) == 1:
+        return _routing_rows(rows, "  ")
+    lines = []
+    for api in apis:
+        lines.append(_fit(f"  REST API {api}"))
+        lines += _routing_rows([row for row in rows if row.api == api], "    ")
+    return lines
+
+
+def _routing_rows(rows: list[RouteShare], indent: str) -> list[str]:
     stage_width = max((len(row.stage) for row in rows), default=5)
     alias_width = max((len(row.alias or "-") for row in rows), default=5)
     lines = []
@@ -141,8 +176,8 @@ def format_routing(rows: list[RouteShare]) -> list[str]:
         previous = row.stage
         lines.append(
             _fit(
-                f"  {stage:<{stage_width}}  {row.share:>5g}%  → {row.alias or '-':<{alias_width}}"
-                f"  → {_version_text(row)}"
+                f"{indent}{stage:<{stage_width}}  {row.share:>5g}%"
+                f"  → {row.alias or '-':<{alias_width}}  → {_version_text(row)}"
             )
         )
     return lines
@@ -265,6 +300,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="do not report methods open to the internet (also implied by the project's "
         "apiKeyRequired=false)",
     )
+    parser.add_argument(
+        "--openapi",
+        type=Path,
+        metavar="DIR",
+        help="also write each REST API's OpenAPI document to DIR/<api>.json, for review and "
+        "publishing",
+    )
     return parser.parse_args(argv)
 
 
@@ -278,15 +320,110 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def assumed_newest_version(
-    program: Path, stack: str, project: str, overrides: dict[str, str]
-) -> int:
-    """The version the plan shows as newest: the one after a pinned ``stableVersion`` (a
-    release deploys new code after pinning), else 1. Offline, nothing tells the real one."""
-    pinned = overrides.get(
-        "stableVersion", stack_config(program, stack).get(f"{project}:stableVersion")
-    )
-    return int(pinned) + 1 if pinned is not None and pinned.isdigit() else 1
+# The survey run publishes this for every function: every pinned version then exists (the
+# component refuses a pin above the newest), and an alias that follows the newest version shows
+# a number no one pins, so it is not mistaken for a pin.
+_SURVEY_VERSION = 999_999_999
+
+
+def assumed_published_versions(graph: ResourceGraph) -> dict[str, int]:
+    """Function (logical name) to the version the plan assumes a deploy publishes for it: the
+    one after the highest version any of its aliases, in any stage or instance, is pinned to (a
+    release pins what is live, then deploys new code), else 1. Offline, nothing tells the real
+    one. A pin is an alias' numeric ``functionVersion`` other than the version the run published.
+    """
+    by_reference: dict[str, ResourceRecord] = {}
+    for function in graph.of_type(FUNCTION):
+        # An alias names its function by name or by ARN.
+        by_reference[str(function.outputs.get("name"))] = function
+        by_reference[str(function.outputs.get("arn"))] = function
+    versions = {function.name: 1 for function in graph.of_type(FUNCTION)}
+    for alias in graph.of_type(ALIAS):
+        pinned_function = by_reference.get(str(alias.inputs.get("functionName")))
+        pinned = str(alias.inputs.get("functionVersion"))
+        if (
+            pinned_function is not None
+            and pinned.isdigit()
+            and pinned != str(pinned_function.outputs.get("version"))
+        ):
+            name = pinned_function.name
+            versions[name] = max(versions[name], int(pinned) + 1)
+    return versions
+
+
+def _publish_per_function(mocks: RecordingMocks, versions: dict[str, int]) -> None:
+    # RecordingMocks publishes one version for every function; this has each function publish
+    # its own, by setting that version just before the function registers.
+    register = mocks.new_resource
+    # Registrations run on executor threads: no other may register between setting and use.
+    lock = threading.Lock()
+
+    def new_resource(
+        args: pulumi.runtime.MockResourceArgs,
+    ) -> tuple[str | None, dict[str, Any]]:
+        with lock:
+            if args.typ == FUNCTION:
+                mocks.published_version = versions.get(args.name, 1)
+            return register(args)
+
+    mocks.new_resource = new_resource  # type: ignore[method-assign]
+
+
+def run_with_assumed_versions(program: Path, stack: str, overrides: dict[str, str]) -> ProgramRun:
+    """Run the program twice: once to read what its aliases pin, then with every function
+    publishing the version :func:`assumed_published_versions` gives it."""
+    survey = run_program(program, stack, overrides, published_version=_SURVEY_VERSION)
+    mocks = start_program_mocks(program, stack, overrides)
+    _publish_per_function(mocks, assumed_published_versions(survey.graph))
+    return execute_program(program, mocks)
+
+
+def _reason(error: BaseException, program: Path) -> str:
+    """Why the program failed, in a line or two: the innermost cause (Pulumi wraps a failed
+    registration in each resource that waited on it) and where the program raised it."""
+    # Pulumi re-raises some errors from themselves: a cause can be the error itself.
+    while error.__cause__ is not None and error.__cause__ is not error:
+        error = error.__cause__
+    if isinstance(error, pulumi.RunError):
+        # A RunError (the component's ConfigError too) is a message written for the user.
+        return str(error)
+    environment = Path(sys.prefix).resolve()
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename).is_relative_to(program)
+        and not Path(frame.filename).is_relative_to(environment)
+    ]
+    reason = f"{type(error).__name__}: {error}"
+    if frames:
+        where = Path(frames[-1].filename).relative_to(program)
+        reason += f"\n  raised at {where}, line {frames[-1].lineno}"
+    return reason
+
+
+def _file_name(api: str) -> str:
+    # A logical name may hold any character; a file name should not.
+    return re.sub(r"[^A-Za-z0-9._-]", "_", api) + ".json"
+
+
+def write_openapi_documents(graph: ResourceGraph, directory: Path) -> list[Path]:
+    """Write the OpenAPI document of each REST API declared by one (its ``body``) to
+    ``directory/<api>.json``, pretty-printed; returns the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for api in graph.of_type(REST_API):
+        document = openapi_document(api)
+        if document is None:
+            continue
+        path = directory / _file_name(api.name)
+        path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        written.append(path)
+    return written
+
+
+def _cannot_plan(stack: str, reason: str) -> int:
+    print(f"error: cannot plan stack {stack}: {reason}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,21 +431,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     program = args.program.resolve()
     try:
         project = project_name(program)
+        stack_config(program, args.stack)
         overrides = _overrides(args.overrides)
-        run = run_program(
-            program,
-            args.stack,
-            overrides,
-            published_version=assumed_newest_version(program, args.stack, project, overrides),
-        )
-    except (FileNotFoundError, ValueError, pulumi.RunError) as error:
-        print(f"error: cannot plan stack {args.stack}: {error}", file=sys.stderr)
-        return 2
+        if args.openapi is not None and args.openapi.exists() and not args.openapi.is_dir():
+            raise ValueError(f"--openapi takes a folder, and {args.openapi} is a file")
+    except (FileNotFoundError, ValueError) as error:
+        return _cannot_plan(args.stack, str(error))
+    try:
+        run = run_with_assumed_versions(program, args.stack, overrides)
+    # Until the test kit reports a failed program as one error type, whatever it raised is
+    # the reason.
+    except Exception as error:
+        return _cannot_plan(args.stack, _reason(error, program))
     open_allowed = args.allow_open or run.config.get(f"{project}:apiKeyRequired") == "false"
     plan = make_plan(run, args.stack, open_allowed)
     sys.stdout.write(format_json(plan) if args.format == "json" else format_text(plan))
+    if args.openapi is not None:
+        written = write_openapi_documents(run.graph, args.openapi)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+        if not written:
+            print("no REST API is declared by an OpenAPI document: none written", file=sys.stderr)
     return 1 if plan.has_errors else 0
 
 
+def _silence_runtime_noise() -> None:
+    """Keep what the Pulumi runtime leaves behind when a program fails off the terminal.
+
+    Registrations still running when the program raised end with errors no one retrieves and
+    event loops that die half-closed; asyncio and the interpreter would print those at exit,
+    under the plan's one-line reason.
+    """
+    logging.getLogger("asyncio").disabled = True
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited")
+    sys.unraisablehook = lambda _: None
+
+
 if __name__ == "__main__":
+    _silence_runtime_noise()
     sys.exit(main())
