@@ -1,6 +1,6 @@
 # `make test` sets everything up from nothing: a venv with the pinned dependencies, then lint,
-# type-check and tests. `make plan STACK=prod` checks a stack offline; `make preview|up STACK=dev`
-# wrap the Pulumi CLI for those who have it.
+# type-check and tests. `make plan STACK=prod` checks a stack offline (OPENAPI=DIR also writes its
+# OpenAPI documents); `make preview|up STACK=dev` wrap the Pulumi CLI for those who have it.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -34,8 +34,9 @@ unit: $(BIN)/.installed
 	$(BIN)/pytest
 
 # The offline plan: resource tree, routing, rendered templates and preflight; exits 1 on errors.
+# OPENAPI=DIR also writes each REST API's OpenAPI document to DIR/<api>.json.
 plan: $(BIN)/.installed
-	@$(BIN)/python -m components.plan --stack $(STACK)
+	@$(BIN)/python -m components.plan --stack $(STACK) $(if $(OPENAPI),--openapi $(OPENAPI))
 
 $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
