@@ -130,8 +130,10 @@ def alarm_p99_duration_ms(value: str | float, key: str, timeout_seconds: int) ->
     return duration
 
 
-def stable_version(value: str | int, key: str) -> int:
+def stable_version(value: str | float, key: str) -> int:
     """Parse a published Lambda version number (1, 2, ...). ``$LATEST`` is not a version."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not _POSITIVE_INTEGER.fullmatch(str(value)):
         raise ConfigError(
             f"{key} must be a published version number (a positive integer such as 3), "
@@ -187,8 +189,10 @@ def positive_number(value: str | float, key: str) -> float:
 
 def _finite(value: str | float, parse: Callable[[str | float], Number], message: str) -> Number:
     """``parse(value)``, refusing booleans, text that is no number, NaN and infinities."""
-    # A float would be truncated silently by int().
-    if isinstance(value, bool) or (parse is int and isinstance(value, float)):
+    # A fraction would be truncated silently by int().
+    if isinstance(value, bool) or (
+        parse is int and isinstance(value, float) and not value.is_integer()
+    ):
         raise ConfigError(message)
     try:
         number = parse(value)
@@ -199,12 +203,12 @@ def _finite(value: str | float, parse: Callable[[str | float], Number], message:
     return number
 
 
-def one_of(value: int, key: str, allowed: tuple[int, ...]) -> int:
-    """Return ``value`` if it is one of ``allowed``."""
+def one_of(value: float, key: str, allowed: tuple[int, ...]) -> int:
+    """Return the one of ``allowed`` that ``value`` is (``30`` for ``30.0``)."""
     if isinstance(value, bool) or value not in allowed:
         listed = ", ".join(str(option) for option in allowed)
         raise ConfigError(f"{key} must be one of {listed}; got {value!r}")
-    return value
+    return allowed[allowed.index(value)]
 
 
 def python_runtime(value: str, key: str) -> str:
@@ -255,15 +259,15 @@ def environment_variables(
     """Return ``variables`` if Lambda accepts their names and, as far as the values are known
     before deploying, their size."""
     for name in variables:
-        if not _ENVIRONMENT_VARIABLE_NAME.fullmatch(name):
-            raise ConfigError(
-                f"{key}[{name!r}] is not a name Lambda accepts: a letter followed by at least "
-                "one letter, digit or '_'"
-            )
         if name in RESERVED_ENVIRONMENT_VARIABLES:
             raise ConfigError(
                 f"{key}[{name!r}] is reserved: Lambda sets it in every function and refuses it "
                 "in the function's configuration"
+            )
+        if not _ENVIRONMENT_VARIABLE_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{key}[{name!r}] is not a name Lambda accepts: a letter followed by at least "
+                "one letter, digit or '_'"
             )
     # An Output's size is known only when deploying; the plain values alone can overflow.
     known_bytes = sum(
@@ -421,7 +425,12 @@ def _is_instance(value: object, expected: type) -> bool:
     if expected is bool:
         return isinstance(value, bool)
     if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        # Pulumi's wire format carries every number as a double: a component published to
+        # other languages receives 256.0 for 256 (pulumi.provider.experimental's
+        # map_input_properties converts integers to int and then overwrites them, 3.272.0).
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
     if expected is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if issubclass(expected, Enum):

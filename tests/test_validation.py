@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -91,13 +92,13 @@ def test_canary_percent_refuses_values_outside_0_to_100(value: str | float) -> N
 # --- stable_version ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "expected"), [(1, 1), ("3", 3), ("42", 42), (10, 10)])
+@pytest.mark.parametrize(("value", "expected"), [(1, 1), ("3", 3), ("42", 42), (10, 10), (3.0, 3)])
 def test_stable_version_accepts_published_versions(value: str | int, expected: int) -> None:
     assert validation.stable_version(value, KEY) == expected
 
 
 @pytest.mark.parametrize(
-    "value", ["$LATEST", "latest", "0", 0, -1, "-1", "1.5", "01", True, "", " 3", "3\n"]
+    "value", ["$LATEST", "latest", "0", 0, -1, "-1", "1.5", 1.5, "01", True, "", " 3", "3\n"]
 )
 def test_stable_version_refuses_anything_but_a_positive_integer(value: str | int) -> None:
     with pytest.raises(ConfigError, match="positive integer") as raised:
@@ -276,15 +277,19 @@ def test_alarm_p99_duration_refuses_what_could_never_or_always_fire(value: str |
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(128, 128), ("128", 128), ("10240", 10240), (5000, 5000)]
+    ("value", "expected"),
+    [(128, 128), ("128", 128), ("10240", 10240), (5000, 5000), (256.0, 256)],
 )
 def test_integer_in_range_accepts_the_bounds_and_between(value: str | int, expected: int) -> None:
-    assert validation.integer_in_range(value, KEY, 128, 10240) == expected
+    """A whole float is how Pulumi carries a number from another language: 256.0 is 256."""
+    number = validation.integer_in_range(value, KEY, 128, 10240)
+    assert number == expected
+    assert type(number) is int
 
 
 @pytest.mark.parametrize(
     "value",
-    [127, "127", 10241, "10241", "256.5", "", "abc", True, -256, 256.5, 256.0, float("inf")],
+    [127, "127", 10241, "10241", "256.5", "256.0", "", "abc", True, -256, 256.5, float("inf")],
 )
 def test_integer_in_range_refuses_values_outside_the_range(value: str | int) -> None:
     with pytest.raises(ConfigError, match="whole number from 128 to 10240") as raised:
@@ -308,11 +313,14 @@ def test_positive_number_refuses_zero_negative_and_non_numbers(value: str | floa
     assert repr(value) in str(raised.value)
 
 
-def test_one_of_accepts_a_listed_value() -> None:
-    assert validation.one_of(30, KEY, (1, 30, 90)) == 30
+@pytest.mark.parametrize("value", [30, 30.0])
+def test_one_of_accepts_a_listed_value(value: float) -> None:
+    listed = validation.one_of(value, KEY, (1, 30, 90))
+    assert listed == 30
+    assert type(listed) is int
 
 
-@pytest.mark.parametrize("value", [2, 0, 31, True])
+@pytest.mark.parametrize("value", [2, 0, 31, 30.5, True])
 def test_one_of_refuses_an_unlisted_value_and_lists_the_options(value: int) -> None:
     """``True`` equals 1 in Python; as a retention period it would keep logs for one day."""
     with pytest.raises(ConfigError, match="must be one of 1, 30, 90") as raised:
@@ -718,6 +726,86 @@ def test_invalid_stack_config_names_the_namespaced_key_and_what_is_allowed(
     assert message.startswith(f"event-logger:{key} ")
     assert expected in message
     assert value in message
+
+
+@pytest.mark.parametrize(
+    ("key", "suggested"),
+    [
+        ("canaryPrecent", "canaryPercent"),
+        ("stableversion", "stableVersion"),
+        ("memoryMB", "memoryMb"),
+        ("timeout", "timeoutSeconds"),
+        ("canary_mode", "canaryMode"),
+    ],
+)
+def test_a_misspelt_stack_config_key_is_refused_with_the_declared_key_it_resembles(
+    key: str, suggested: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({**REQUIRED_ONLY, key: "5"})
+    assert str(raised.value) == (
+        f"event-logger:{key} is not a setting of this program; "
+        f"did you mean event-logger:{suggested}?"
+    )
+
+
+def test_every_unknown_stack_config_key_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({**REQUIRED_ONLY, "canaryPrecent": "5", "colour": "blue"})
+    lines = str(raised.value).splitlines()
+    assert lines[0] == (
+        "event-logger:canaryPrecent is not a setting of this program; "
+        "did you mean event-logger:canaryPercent?"
+    )
+    # Nothing resembles it: every key the program reads is listed.
+    assert lines[1].startswith("event-logger:colour is not a setting of this program, which reads")
+    assert all(key in lines[1] for key in (*stack_config.REQUIRED, *stack_config.DEFAULTS))
+    assert len(lines) == 2
+
+
+def test_keys_of_other_namespaces_are_not_the_programs_to_judge() -> None:
+    pulumi.runtime.set_all_config(
+        {
+            "event-logger:alias": "prod",
+            "event-logger:canaryPercent": "10",
+            "aws:region": "eu-west-1",
+            "aws:profile": "ops",
+        }
+    )
+    settings = stack_config.load_stack_settings(pulumi.Config("event-logger"), "prod")
+    assert settings.stage["alias"] == "prod"
+
+
+def test_unknown_keys_are_found_in_the_config_the_cli_passes_in_its_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI's language host hands the program its config as JSON in PULUMI_CONFIG."""
+    pulumi.runtime.set_all_config({})
+    monkeypatch.setenv(
+        "PULUMI_CONFIG",
+        json.dumps(
+            {
+                "event-logger:alias": "prod",
+                "event-logger:canaryPercent": "10",
+                "event-logger:stageNmae": "v1",
+            }
+        ),
+    )
+    with pytest.raises(ConfigError, match=r"did you mean event-logger:stageName\?"):
+        stack_config.load_stack_settings(pulumi.Config("event-logger"), "prod")
+
+
+def test_unknown_key_problems_judge_only_the_programs_namespace() -> None:
+    assert (
+        stack_config.unknown_key_problems(
+            ["event-logger:alias", "aws:region", "event-logger:alarmP99DurationMs", "other:x"]
+        )
+        == []
+    )
+    assert stack_config.unknown_key_problems(["event-logger:alarmP99Duration"]) == [
+        "event-logger:alarmP99Duration is not a setting of this program; "
+        "did you mean event-logger:alarmP99DurationMs?"
+    ]
 
 
 def test_stack_config_with_only_required_keys_uses_the_defaults() -> None:
