@@ -325,14 +325,10 @@ def distinct_stages(stages: list[StagePlan]) -> list[StagePlan]:
     return stages
 
 
-def alarm_actions(actions: object, key: str) -> list[pulumi.Input[str]]:
-    """Return ``actions`` if it is a list of ARNs (an Output is taken on trust)."""
-    if not isinstance(actions, list):
-        raise validation.ConfigError(f"{key} must be a list of ARNs, got {actions!r}")
+def alarm_actions(actions: list[pulumi.Input[str]], key: str) -> list[pulumi.Input[str]]:
+    """Return ``actions`` if each is an ARN (an Output is taken on trust)."""
     for index, action in enumerate(actions):
-        if not isinstance(action, pulumi.Output) and not (
-            isinstance(action, str) and action.startswith("arn:")
-        ):
+        if isinstance(action, str) and not action.startswith("arn:"):
             raise validation.ConfigError(
                 f"{key}[{index}] must be an ARN (such as an SNS topic's), got {action!r}"
             )
@@ -387,7 +383,7 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
             "log_retention_days",
             LOG_RETENTION_DAYS,
         ),
-        api_key_required=validation.boolean(args.get("api_key_required", True), "api_key_required"),
+        api_key_required=args.get("api_key_required", True),
         policy_statements=statements,
         alarm_actions=alarm_actions(args.get("alarm_actions", []), "alarm_actions"),
         environment=validation.environment_variables(args.get("environment", {}), "environment"),

@@ -300,13 +300,6 @@ def iam_resources(resources: list[pulumi.Input[str]], key: str) -> list[pulumi.I
     return resources
 
 
-def boolean(value: bool, key: str) -> bool:
-    """Return ``value`` if it is a real boolean (``"false"`` would otherwise count as true)."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    return value
-
-
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name ``name`` most likely misspells, if any is close."""
     matches = difflib.get_close_matches(name, list(known), n=1)
