@@ -1,9 +1,9 @@
 """The component's inputs (TypedDicts) and their validation into a plan of plain values.
 
-The annotations are evaluated (no ``from __future__ import annotations``) and use no unions but
-``X | None``, and enumerations are string Enums rather than Literals: Pulumi's component
-analyzer reads these classes to publish the component to other languages, and
-:func:`parse_args` walks the same annotations to check the shape of what a caller passed.
+The annotations are evaluated (no ``from __future__ import annotations``), use no unions but
+``pulumi.Input[X]`` and ``X | None``, and enumerations are string Enums rather than Literals:
+Pulumi's component analyzer reads these classes to publish the component to other languages,
+and :func:`parse_args` walks the same annotations to check the shape of what a caller passed.
 """
 
 import re
