@@ -2,7 +2,10 @@
 
 Everything here is derived from what would be deployed (stages, integrations, aliases), not
 from the component's own plan, so it also describes graphs the component did not build, and
-graphs that are wrong: that is what preflight checks.
+graphs that are wrong: that is what preflight checks. A REST API is read from both ways of
+declaring one: the OpenAPI document of a RestApi's ``body`` (with API Gateway's
+``x-amazon-apigateway-*`` extensions), and Resource, Method, Integration, MethodResponse and
+IntegrationResponse resources, as raw programs declare it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ _OPERATION_KEYS = {method.lower(): method for method in REQUEST_METHODS} | {
 _INTEGRATION_KEY = "x-amazon-apigateway-integration"
 _API_KEY_HEADER = "x-api-key"
 # API Gateway documents integration types and passthrough behaviours in either case ("aws",
-# "AWS_PROXY", "when_no_match"); they are compared upper-cased.
+# "AWS_PROXY", "when_no_match", api-gateway-swagger-extensions-integration); Endpoint holds them
+# upper-cased, with API Gateway's default passthrough when none is set.
 _DEFAULT_PASSTHROUGH = "WHEN_NO_MATCH"
 
 _LAMBDA_URI = re.compile(
