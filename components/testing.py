@@ -57,10 +57,11 @@ ALIAS = "aws:lambda/alias:Alias"
 GET_FUNCTION = "aws:lambda/getFunction:getFunction"
 
 
-class ProgramError(Exception):
+class ProgramError(pulumi.RunError):
     """The program failed under the mocks: it raised, the provider refused a resource (a name
     too long or with characters AWS refuses), or an invoke failed. The message says why in a
-    paragraph, without a traceback; ``__cause__`` is what the program raised."""
+    paragraph, without a traceback (a RunError, as Pulumi prints it); ``__cause__`` is the
+    failure itself."""
 
 
 # Region name patterns and DNS suffixes of the partitions, from botocore/data/partitions.json.
@@ -592,7 +593,8 @@ def execute_program(program_dir: Path, mocks: RecordingMocks) -> ProgramRun:
             program()
         except Exception as error:
             failures.append(error)
-            raise ProgramError(_reason(error, program_dir)) from error
+            cause = _first_failure(error)
+            raise ProgramError(_reason(cause, program_dir)) from cause
     return ProgramRun(
         graph=mocks.graph,
         exports=exports,
@@ -618,17 +620,24 @@ def run_program(
     return execute_program(program_dir, mocks)
 
 
-def _reason(error: BaseException, program_dir: Path) -> str:
-    """Why the program failed, in a paragraph: the innermost cause (a failed registration fails
-    each resource that waited on it in turn) and where in the program it was raised."""
+def _first_failure(error: BaseException) -> BaseException:
+    """The innermost cause of ``error``: a failed registration fails each resource that waited
+    on it in turn, each raised from the one before."""
     seen = {id(error)}
-    # Pulumi re-raises the first failure "from" itself, so the chain may loop.
     while error.__cause__ is not None and id(error.__cause__) not in seen:
         error = error.__cause__
         seen.add(id(error))
-    if isinstance(error, ProgramError | pulumi.RunError):
-        # Messages written for the user: a refused resource, or the program's own RunError
-        # (the component's ConfigError too).
+    # Pulumi re-raises the first failure from itself: a loop that tells nothing and sends
+    # whoever follows the chain round it forever.
+    error.__cause__ = None
+    return error
+
+
+def _reason(error: BaseException, program_dir: Path) -> str:
+    """Why the program failed, in a paragraph: what ``error`` says and, unless it is a message
+    written for the user, where in the program it was raised."""
+    if isinstance(error, pulumi.RunError):
+        # A refused resource, or the program's own RunError (the component's ConfigError too).
         return _paragraph(str(error))
     # The SDK raises a bare Exception for a failed invoke: its message says it all.
     named = error if type(error) is Exception else f"{type(error).__name__}: {error}"

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pulumi
 import pytest
 import yaml
 
@@ -146,6 +147,8 @@ def test_a_failing_program_raises_its_reason_and_leaves_the_graph_to_inspect() -
     mocks = start_program_mocks(ROOT, "prod", {"canaryPercent": "-1"})
     with pytest.raises(ProgramError, match="canaryPercent") as raised:
         execute_program(ROOT, mocks)
+    # A RunError: Pulumi, and the plan, print it without a traceback.
+    assert isinstance(raised.value, pulumi.RunError)
     assert isinstance(raised.value.__cause__, ConfigError)
     assert "Traceback" not in str(raised.value)
     assert mocks.graph.resources == {}
@@ -198,6 +201,9 @@ def test_a_48_character_component_fails_the_run_as_the_preview_would(tmp_path: P
     folder = one_resource(tmp_path, f'aws.lambda_.Function("{logical}", role="x")')
     with pytest.raises(ProgramError) as raised:
         run_program(folder, "test")
+    # Pulumi raises a failed registration from itself; the chain given ends.
+    assert raised.value.__cause__ is not None
+    assert raised.value.__cause__.__cause__ is None
     assert str(raised.value) == (
         f"{FUNCTION} resource '{logical}' has a problem: could not make instance of "
         f"'{FUNCTION}': name '{logical}-' plus 7 random chars is longer than maximum length 64 "
