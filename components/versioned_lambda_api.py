@@ -125,7 +125,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         self._component_name = name
         self._plan = plan
 
-        function = self._create_function(args)
+        function = self._create_function()
         newest_version = self._verified_newest_version(function)
         document = function.arn.apply(
             lambda arn: openapi.document_json(name, plan.routes, plan.api_key_required, arn)
@@ -210,7 +210,7 @@ class VersionedLambdaApi(pulumi.ComponentResource):
     ) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
 
-    def _create_function(self, args: VersionedLambdaApiArgs) -> aws.lambda_.Function:
+    def _create_function(self) -> aws.lambda_.Function:
         name, plan = self._component_name, self._plan
         log_group = aws.cloudwatch.LogGroup(
             names.child(name, "logs"),
@@ -228,18 +228,17 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             policy=pulumi.Output.json_dumps(function_policy(log_group.arn, plan.policy_statements)),
             opts=self._child_opts(),
         )
-        environment = args.get("environment")
         return aws.lambda_.Function(
             names.child(name, "function"),
             role=role.arn,
             runtime=plan.runtime,
-            handler=args["handler"],
-            code=args["code"],
+            handler=plan.handler,
+            code=plan.code,
             publish=True,
             memory_size=plan.memory_size,
             timeout=plan.timeout,
             architectures=["arm64"],
-            environment={"variables": environment} if environment else None,
+            environment={"variables": plan.environment} if plan.environment else None,
             logging_config={
                 "log_format": "JSON",
                 "log_group": log_group.name,

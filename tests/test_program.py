@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from components import ConfigError
 from components.routing import RouteShare, routing_table
 from components.testing import ProgramError, ProgramRun, execute_program, start_program_mocks
 from tests.conftest import ROOT, run_stack
@@ -269,6 +268,6 @@ def test_bad_stack_config_fails_by_key_before_any_resource(
     overrides: dict[str, str], message: str
 ) -> None:
     mocks = start_program_mocks(ROOT, "prod", overrides)
-    with pytest.raises(ConfigError, match=re.escape(message)):
+    with pytest.raises(ProgramError, match=re.escape(message)):
         execute_program(ROOT, mocks)
     assert mocks.graph.resources == {}
