@@ -399,10 +399,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         qualifier = args.get("qualifier") or (reference["qualifier"] if reference else None)
         arn = place.arn("lambda", f"function:{name}")
         requested = f"{arn}:{qualifier}" if qualifier else arn
+        # Invokes run on executor threads while others register: iterate over a copy, which
+        # list() takes at once.
+        records = list(self.graph.resources.values())
         function = next(
-            (f for f in self.graph.of_type(FUNCTION) if f.outputs.get("name") == name), None
+            (r for r in records if r.type == FUNCTION and r.outputs.get("name") == name), None
         )
-        version = None if function is None else _version_at(self.graph, function, qualifier)
+        version = None if function is None else _version_at(records, function, qualifier)
         if function is None or version is None:
             return {}, [
                 (
@@ -432,7 +435,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def _version_at(
-    graph: ResourceGraph, function: ResourceRecord, qualifier: str | None
+    records: list[ResourceRecord], function: ResourceRecord, qualifier: str | None
 ) -> str | None:
     """The version ``qualifier`` names on ``function`` (absent: $LATEST), or None when Lambda
     has no such version or alias."""
@@ -445,8 +448,9 @@ def _version_at(
     alias = next(
         (
             a
-            for a in graph.of_type(ALIAS)
-            if a.outputs.get("name") == qualifier
+            for a in records
+            if a.type == ALIAS
+            and a.outputs.get("name") == qualifier
             and _function_name(str(a.inputs.get("functionName"))) == function.outputs.get("name")
         ),
         None,
