@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from components import aws_names, metrics
 from components.validation import ConfigError
@@ -132,6 +133,7 @@ def _fits(name: PhysicalName, component: str, stage: str) -> bool:
     return aws_names.name_problem(name.type_token, name.build(component, stage)) is None
 
 
+@cache
 def max_component_name_length() -> int:
     """The longest component name every physical name built from it can carry."""
     return _limit(
@@ -139,6 +141,7 @@ def max_component_name_length() -> int:
     )
 
 
+@cache
 def max_stage_name_length() -> int:
     """The longest stage name every physical name built from it can carry."""
     return _limit(

@@ -14,7 +14,7 @@ import pulumi
 import pulumi.runtime.config
 
 from components import args as component_args
-from components import metrics, validation
+from components import metrics, names, validation
 from components.args import StageArgs
 
 NAMESPACE = "event-logger"
@@ -109,7 +109,11 @@ def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings
     alias = validation.alias_name(required("alias"), _key("alias"))
     timeout_seconds = whole_number("timeoutSeconds", *component_args.TIMEOUT_SECONDS_RANGE)
     stage: StageArgs = {
-        "name": validation.stage_name(optional("stageName") or stack_name, _key("stageName")),
+        "name": validation.stage_name(
+            optional("stageName") or stack_name,
+            _key("stageName"),
+            names.max_stage_name_length(),
+        ),
         "alias": alias,
         "canary_alias": validation.canary_alias_for(
             alias, optional("canaryAlias") or None, _key("canaryAlias")

@@ -22,7 +22,9 @@ LAMBDA_ALIAS_MAX_LENGTH = 128
 DEFAULT_CANARY_SUFFIX = "-canary"
 
 _ALIAS_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
-_STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# API Gateway's own limit (CreateStage stageName).
+STAGE_NAME_MAX_LENGTH = 128
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _POSITIVE_INTEGER = re.compile(r"[1-9][0-9]*")
 _PYTHON_RUNTIME = re.compile(r"python3\.([0-9]+)")
 # service:Action, where IAM would read any * or ? as a wildcard.
@@ -142,10 +144,13 @@ def stable_version(value: str | float, key: str) -> int:
     return int(value)
 
 
-def stage_name(value: str, key: str) -> str:
-    """Return ``value`` if API Gateway accepts it as a stage name."""
-    if not _STAGE_NAME.fullmatch(value):
-        raise ConfigError(f"{key} must be 1 to 128 letters, digits, '-' or '_', got {value!r}")
+def stage_name(value: str, key: str, max_length: int = STAGE_NAME_MAX_LENGTH) -> str:
+    """Return ``value`` if API Gateway accepts it as a stage name of at most ``max_length``
+    characters (a stage name also names other resources, which may allow fewer)."""
+    if not _STAGE_NAME.fullmatch(value) or len(value) > max_length:
+        raise ConfigError(
+            f"{key} must be 1 to {max_length} letters, digits, '-' or '_', got {value!r}"
+        )
     return value
 
 

@@ -256,6 +256,10 @@ def test_nothing_is_open_to_the_internet(prod: ProgramRun) -> None:
         ({"stableVersion": "0"}, "event-logger:stableVersion must be a published version"),
         ({"canaryAlias": "prod"}, "event-logger:canaryAlias must differ from the live alias"),
         ({"canaryMode": "lambda"}, "event-logger:canaryMode must be 'stage' or 'alias'"),
+        (
+            {"stageName": "s" * 83},
+            "event-logger:stageName must be 1 to 82 letters, digits, '-' or '_'",
+        ),
         ({"alarmErrorRatePercent": "0"}, "event-logger:alarmErrorRatePercent must be a percentage"),
         (
             {"timeoutSeconds": "5", "alarmP99DurationMs": "5000"},

@@ -705,7 +705,7 @@ def test_missing_required_key_is_named_with_how_to_set_it(
         ("logRetentionDays", "2", "one of 1, 3, 5, 7, 14, 30"),
         ("logRetentionDays", "4000", "1 to 3653"),
         ("apiKeyRequired", "yes", "true or false"),
-        ("stageName", "a b", "1 to 128 letters, digits, '-' or '_'"),
+        ("stageName", "a b", "1 to 82 letters, digits, '-' or '_'"),
         ("throttleBurstLimit", "0", "1 to 5000"),
         ("throttleRateLimit", "0", "above 0"),
         ("canaryMode", "weighted", "'stage' or 'alias'"),
