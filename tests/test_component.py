@@ -13,6 +13,7 @@ import pytest
 from components import ConfigError, StageArgs, VersionedLambdaApi, VersionedLambdaApiArgs
 from components.args import CanaryMode
 from components.graph import ResourceRecord
+from components.preflight import preflight
 from components.testing import ACCOUNT, REGION, RecordingMocks, start_mocks
 from components.versioned_lambda_api import TYPE_TOKEN
 from tests.conftest import PROJECT
@@ -50,9 +51,10 @@ def build(
     published_version: int = 4,
     name: str = "api",
     check: Callable[[VersionedLambdaApi], pulumi.Output[Any]] | None = None,
+    region: str = REGION,
 ) -> RecordingMocks:
     """Run one component under fresh mocks; ``check`` may return an Output to await."""
-    mocks = start_mocks(PROJECT, "dev", {}, published_version)
+    mocks = start_mocks(PROJECT, "dev", {"aws:region": region}, published_version)
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
@@ -207,6 +209,21 @@ def test_each_route_invokes_the_alias_the_stage_variable_names(built: RecordingM
         )
         assert '"stage": "$context.stage"' in integration["requestTemplates"]["application/json"]
         assert integration["passthroughBehavior"] == "never"
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")]
+)
+def test_arns_follow_the_region_partition(region: str, partition: str) -> None:
+    mocks = build(api_args(), region=region)
+    function_arn = mocks.graph.one(FUNCTION).outputs["arn"]
+    assert function_arn.startswith(f"arn:{partition}:lambda:{region}:")
+    for operation in operations(mocks).values():
+        uri = operation["x-amazon-apigateway-integration"]["uri"]
+        assert uri.startswith(f"arn:{partition}:apigateway:{region}:lambda:path/")
+    for permission in mocks.graph.of_type(PERMISSION):
+        assert permission.inputs["sourceArn"].startswith(f"arn:{partition}:execute-api:{region}:")
+    assert not [f for f in preflight(mocks.graph) if f.severity == "error"]
 
 
 def test_the_document_is_an_output() -> None:
