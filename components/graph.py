@@ -27,16 +27,29 @@ class ResourceRecord:
 
 @dataclass
 class ResourceGraph:
-    """The resources of one program run, in registration order, keyed by logical name."""
+    """The resources of one program run, in registration order, keyed by logical name.
+
+    Pulumi allows one logical name for resources of different types (their URNs differ, e.g. a
+    queue and a component both called ``orders``): the second is keyed ``<type>::<name>``.
+    """
 
     resources: dict[str, ResourceRecord] = field(default_factory=dict)
 
     def add(self, record: ResourceRecord) -> None:
-        if record.name in self.resources:
-            # Pulumi refuses two resources with one URN; refusing any reused name makes
-            # collisions between component instances or stages visible.
-            raise ValueError(f"resource name {record.name!r} registered twice")
-        self.resources[record.name] = record
+        if self.find(record.type, record.name) is not None:
+            # Pulumi refuses two resources with one URN; refusing a reused type and name
+            # makes collisions between component instances or stages visible.
+            raise ValueError(f"{record.type} resource name {record.name!r} registered twice")
+        key = record.name if record.name not in self.resources else f"{record.type}::{record.name}"
+        self.resources[key] = record
+
+    def find(self, typ: str, name: str) -> ResourceRecord | None:
+        """The resource of type ``typ`` called ``name``, if registered."""
+        for key in (name, f"{typ}::{name}"):
+            record = self.resources.get(key)
+            if record is not None and record.type == typ:
+                return record
+        return None
 
     def of_type(self, typ: str) -> list[ResourceRecord]:
         """Every resource of a type token, in registration order."""

@@ -467,7 +467,7 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        recorded = self.recording.graph.resources.get(request.name)
+        recorded = self.recording.graph.find(request.type, request.name)
         if recorded is not None:
             recorded.urn = response.urn
             recorded.parent_urn = request.parent

@@ -190,6 +190,33 @@ def test_a_name_given_is_the_physical_name(tmp_path: Path) -> None:
     assert run_program(folder, "test").graph.one(FUNCTION).id == "orders"
 
 
+def test_one_logical_name_may_serve_resources_of_different_types(tmp_path: Path) -> None:
+    # Their URNs differ, so Pulumi allows it; the same type twice it refuses.
+    folder = program(
+        tmp_path,
+        """
+        import pulumi_aws as aws
+
+        aws.sqs.Queue("orders")
+        aws.sns.Topic("orders")
+        """,
+    )
+    graph = run_program(folder, "test").graph
+    assert graph.find("aws:sqs/queue:Queue", "orders") is not None
+    assert graph.find("aws:sns/topic:Topic", "orders") is not None
+    twice = program(
+        tmp_path / "twice",
+        """
+        import pulumi_aws as aws
+
+        aws.sqs.Queue("orders")
+        aws.sqs.Queue("orders")
+        """,
+    )
+    with pytest.raises(ProgramError, match="registered twice"):
+        run_program(twice, "test")
+
+
 def test_a_47_character_component_fits_the_function_name(tmp_path: Path) -> None:
     component = "c" * 47
     folder = one_resource(tmp_path, f'aws.lambda_.Function("{component}-function", role="x")')
