@@ -154,24 +154,32 @@ def check_names(component: str, stages: list[str], stages_key: str = "stages") -
     naming the name that breaks and what it must fit."""
     if not component:
         raise ConfigError("the component name must not be empty")
-    for name in PHYSICAL_NAMES:
-        problem = aws_names.name_problem(name.type_token, name.build(component, _SHORTEST_STAGE))
-        if problem is not None:
-            raise ConfigError(
-                f"the component name {component!r} ({len(component)} characters) cannot name "
-                f"{name.what}: {problem}. Component names are 1 to "
-                f"{max_component_name_length()} letters, digits, '-' or '_'"
-            )
+    refused = _first_refused(component, _SHORTEST_STAGE)
+    if refused is not None:
+        what, problem = refused
+        raise ConfigError(
+            f"the component name {component!r} ({len(component)} characters) cannot name "
+            f"{what}: {problem}. Component names are 1 to {max_component_name_length()} "
+            "letters, digits, '-' or '_'"
+        )
     for index, stage in enumerate(stages):
-        for name in PHYSICAL_NAMES:
-            problem = aws_names.name_problem(name.type_token, name.build(component, stage))
-            if problem is not None:
-                raise ConfigError(
-                    f"{stages_key}[{index}].name {stage!r} ({len(stage)} characters) cannot "
-                    f"name {name.what} of component {component!r}: {problem}. With this "
-                    f"component name, stage names are at most "
-                    f"{_stage_limit_with(component)} characters"
-                )
+        refused = _first_refused(component, stage)
+        if refused is not None:
+            what, problem = refused
+            raise ConfigError(
+                f"{stages_key}[{index}].name {stage!r} ({len(stage)} characters) cannot name "
+                f"{what} of component {component!r}: {problem}. With this component name, "
+                f"stage names are at most {_stage_limit_with(component)} characters"
+            )
+
+
+def _first_refused(component: str, stage: str) -> tuple[str, str] | None:
+    """What the first physical name AWS would refuse names, and why."""
+    for name in PHYSICAL_NAMES:
+        problem = aws_names.name_problem(name.type_token, name.build(component, stage))
+        if problem is not None:
+            return name.what, problem
+    return None
 
 
 def _stage_limit_with(component: str) -> int:
