@@ -7,6 +7,7 @@ plain function; :mod:`components.openapi` assembles them into the API's OpenAPI 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.validation import ConfigError
@@ -154,7 +155,8 @@ def parse_route(path: str, method: str, request_template: str | None, key: str) 
 
 
 def unique_routes(routes: list[Route]) -> list[Route]:
-    """Return ``routes`` if no method is defined twice on the same path."""
+    """Return ``routes`` if no method is defined twice on the same path and API Gateway accepts
+    their resource tree."""
     seen: set[tuple[str, str]] = set()
     for route in routes:
         if (route.path, route.method) in seen:
@@ -162,6 +164,9 @@ def unique_routes(routes: list[Route]) -> list[Route]:
         seen.add((route.path, route.method))
     if not routes:
         raise ConfigError("routes must list at least one route")
+    problems = route_tree_problems(route.path for route in routes)
+    if problems:
+        raise ConfigError("routes: " + "; ".join(problems))
     return routes
 
 
@@ -198,3 +203,73 @@ def source_arn_suffix(stage: str, method: str, path: str) -> str:
     """
     arn_path = "/".join("*" if part.startswith("{") else part for part in path.split("/"))
     return f"/{stage}/{method}/{arn_path}"
+
+
+# --- Route trees API Gateway refuses ------------------------------------------------------------
+#
+# API Gateway builds a REST API's paths as a tree of resources, one per path segment, and refuses
+# two shapes of it, whether the resources are created one by one or imported from OpenAPI
+# (LocalStack reproduces both messages in its parity-tested CreateResource, and the importer
+# reports them, amazon-archives/aws-apigateway-importer#202):
+# * "A sibling ({id}) of this resource already has a variable path part -- only one is allowed":
+#   one parent has at most one child that is a path parameter, greedy ({proxy+}) or not;
+# * "Cannot create a child of a resource with a greedy path variable": a greedy parameter
+#   stands for every deeper path, so it ends its route.
+
+
+def _is_variable(segment: str) -> bool:
+    return segment.startswith("{") and segment.endswith("}")
+
+
+def _is_greedy(segment: str) -> bool:
+    return _is_variable(segment) and segment.endswith("+}")
+
+
+def route_tree_problems(paths: Iterable[str]) -> list[str]:
+    """Why API Gateway would refuse the resource tree of these routes: one sentence per
+    problem, naming the routes. ``paths`` are written without the leading ``/`` (``orders/{id}``;
+    ``""`` is the root)."""
+    unique = sorted({path for path in paths if path})
+    # parent path -> variable child segment -> the routes through it
+    variables: dict[str, dict[str, list[str]]] = {}
+    # greedy resource path -> the routes that continue below it
+    below_greedy: dict[str, list[str]] = {}
+    for path in unique:
+        segments = path.split("/")
+        for depth, segment in enumerate(segments):
+            parent = "/".join(segments[:depth])
+            if _is_variable(segment):
+                variables.setdefault(parent, {}).setdefault(segment, []).append(path)
+            if _is_greedy(segment) and depth < len(segments) - 1:
+                below_greedy.setdefault("/".join(segments[: depth + 1]), []).append(path)
+                break
+    problems: list[str] = []
+    for parent, children in variables.items():
+        if len(children) < 2:
+            continue
+        names = sorted(children)
+        routes = sorted({route for members in children.values() for route in members})
+        kinds = {_is_greedy(name) for name in names}
+        why = (
+            "a greedy and a plain path parameter"
+            if kinds == {True, False}
+            else "more than one path parameter"
+        )
+        problems.append(
+            f"routes {_route_list(routes)} give /{parent} {why} as children "
+            f"({', '.join(names)}): API Gateway allows one variable path part per resource "
+            f"and refuses the API; use one name (and one kind) for the parameter at this "
+            f"position in every route"
+        )
+    for greedy, routes in below_greedy.items():
+        problems.append(
+            f"routes {_route_list(routes)} continue below the greedy path parameter of "
+            f"/{greedy}: API Gateway cannot create a child of a resource with a greedy path "
+            f"variable, which already stands for every deeper path; end those routes at it "
+            f"or move them beside it"
+        )
+    return problems
+
+
+def _route_list(paths: Iterable[str]) -> str:
+    return ", ".join(f"/{path}" for path in paths)

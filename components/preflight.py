@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components import routing
+from components import api_spec, routing
 from components.aws_names import NAME_RULES, autoname, autoname_problem, name_problem
 from components.graph import ResourceGraph, ResourceRecord
 from components.routing import Endpoint, Invocation
@@ -1263,7 +1263,7 @@ def physical_name_invalid(graph: ResourceGraph) -> Iterator[Finding]:
 
 def route_tree_refused(graph: ResourceGraph, found: Sequence[Endpoint]) -> Iterator[Finding]:
     """PF017: API Gateway can build each API's resource tree (see
-    :func:`routing.route_tree_problems`)."""
+    :func:`api_spec.route_tree_problems`)."""
     paths: dict[str, set[str]] = {}
     apis = {api.id: api for api in graph.of_type(routing.REST_API)}
     for endpoint in found:
@@ -1275,7 +1275,7 @@ def route_tree_refused(graph: ResourceGraph, found: Sequence[Endpoint]) -> Itera
         api = apis.get(api_id)
         if api is None:
             continue
-        for problem in routing.route_tree_problems(api_paths):
+        for problem in api_spec.route_tree_problems(api_paths):
             yield _finding(
                 "PF017",
                 api,

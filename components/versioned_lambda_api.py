@@ -21,7 +21,6 @@ from components.args import (
     VersionedLambdaApiArgs,
     parse_args,
 )
-from components.routing import route_tree_problems
 from components.validation import ConfigError
 
 TYPE_TOKEN = "event-logger:index:VersionedLambdaApi"  # noqa: S105 - not a secret
@@ -118,9 +117,6 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         # Validate before registering anything, so a bad input leaves nothing half-created.
         plan = parse_args(args)
         names.check_names(name, [stage.name for stage in plan.stages])
-        problems = route_tree_problems(route.path for route in plan.routes)
-        if problems:
-            raise ConfigError("routes: API Gateway would refuse them: " + "; ".join(problems))
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._component_name = name
         self._plan = plan

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from components import plan
-from components.routing import REQUEST_METHODS, route_tree_problems
+from components.api_spec import route_tree_problems
+from components.routing import REQUEST_METHODS
 from tests.conftest import ROOT
 
 PROGRAM = ROOT / "tests" / "programs" / "many_routes"

@@ -16,7 +16,6 @@ from components.routing import (
     endpoints,
     invocations,
     openapi_problem,
-    route_tree_problems,
     routing_table,
     traffic_shares,
 )
@@ -307,58 +306,3 @@ def test_routing_table_marks_an_alias_missing_from_the_graph() -> None:
 def test_a_route_share_names_its_api() -> None:
     with pytest.raises(TypeError, match="api"):
         RouteShare("dev", "live", 100.0, "dev", "4", newest=True)  # type: ignore[call-arg]
-
-
-# --- Route trees API Gateway refuses ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "paths",
-    [
-        [],
-        ["", "events", "events/{id}", "events/{id}/items", "events/{id}/items/{itemId}"],
-        ["orders/{id}", "orders/{id}/items", "orders/recent"],  # one parameter, one name
-        ["files/{proxy+}", "files/index", "{proxy+}"],  # plain siblings of a greedy one
-        ["a/{id}", "b/{other}"],  # parameters under different parents
-    ],
-)
-def test_route_trees_api_gateway_accepts(paths: list[str]) -> None:
-    assert route_tree_problems(paths) == []
-
-
-def test_two_variable_siblings_are_refused_naming_both_routes() -> None:
-    (problem,) = route_tree_problems(["orders/{id}", "orders/{orderId}/items", "orders"])
-    assert problem.startswith("routes /orders/{id}, /orders/{orderId}/items give /orders ")
-    assert "more than one path parameter as children ({id}, {orderId})" in problem
-    assert "one variable path part per resource" in problem
-
-
-def test_variable_siblings_under_the_root() -> None:
-    (problem,) = route_tree_problems(["{a}", "{b}/c"])
-    assert "routes /{a}, /{b}/c give / more than one path parameter" in problem
-
-
-def test_a_greedy_and_a_plain_variable_as_siblings() -> None:
-    (problem,) = route_tree_problems(["files/{proxy+}", "files/{name}"])
-    assert "a greedy and a plain path parameter as children ({name}, {proxy+})" in problem
-
-
-def test_a_child_under_a_greedy_parameter() -> None:
-    (problem,) = route_tree_problems(
-        ["files/{proxy+}", "files/{proxy+}/meta", "files/{proxy+}/x/y"]
-    )
-    assert problem.startswith(
-        "routes /files/{proxy+}/meta, /files/{proxy+}/x/y continue below the greedy path "
-        "parameter of /files/{proxy+}: "
-    )
-    assert "cannot create a child of a resource with a greedy path variable" in problem
-
-
-def test_every_problem_of_a_tree_is_reported_once() -> None:
-    problems = route_tree_problems(
-        ["a/{x}", "a/{y}", "a/{y}", "b/{proxy+}/c", "a/{x}/d/{p+}/e", "a/{x}/d/{q}"]
-    )
-    assert len(problems) == 4
-    assert sum("continue below the greedy" in p for p in problems) == 2
-    assert sum("({x}, {y})" in p for p in problems) == 1
-    assert sum("({p+}, {q})" in p for p in problems) == 1
