@@ -18,15 +18,11 @@ import logging
 import re
 import sys
 import textwrap
-import threading
-import traceback
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import pulumi
 
 from components.graph import ResourceGraph, ResourceRecord
 from components.preflight import Finding, preflight
@@ -42,8 +38,8 @@ from components.routing import (
 )
 from components.samples import RenderedTemplate, render_request
 from components.testing import (
+    ProgramError,
     ProgramRun,
-    RecordingMocks,
     execute_program,
     project_name,
     run_program,
@@ -351,54 +347,13 @@ def assumed_published_versions(graph: ResourceGraph) -> dict[str, int]:
     return versions
 
 
-def _publish_per_function(mocks: RecordingMocks, versions: dict[str, int]) -> None:
-    # RecordingMocks publishes one version for every function; this has each function publish
-    # its own, by setting that version just before the function registers.
-    register = mocks.new_resource
-    # Registrations run on executor threads: no other may register between setting and use.
-    lock = threading.Lock()
-
-    def new_resource(
-        args: pulumi.runtime.MockResourceArgs,
-    ) -> tuple[str | None, dict[str, Any]]:
-        with lock:
-            if args.typ == FUNCTION:
-                mocks.published_version = versions.get(args.name, 1)
-            return register(args)
-
-    mocks.new_resource = new_resource  # type: ignore[method-assign]
-
-
 def run_with_assumed_versions(program: Path, stack: str, overrides: dict[str, str]) -> ProgramRun:
     """Run the program twice: once to read what its aliases pin, then with every function
     publishing the version :func:`assumed_published_versions` gives it."""
     survey = run_program(program, stack, overrides, published_version=_SURVEY_VERSION)
     mocks = start_program_mocks(program, stack, overrides)
-    _publish_per_function(mocks, assumed_published_versions(survey.graph))
+    mocks.published_versions = assumed_published_versions(survey.graph)
     return execute_program(program, mocks)
-
-
-def _reason(error: BaseException, program: Path) -> str:
-    """Why the program failed, in a line or two: the innermost cause (Pulumi wraps a failed
-    registration in each resource that waited on it) and where the program raised it."""
-    # Pulumi re-raises some errors from themselves: a cause can be the error itself.
-    while error.__cause__ is not None and error.__cause__ is not error:
-        error = error.__cause__
-    if isinstance(error, pulumi.RunError):
-        # A RunError (the component's ConfigError too) is a message written for the user.
-        return str(error)
-    environment = Path(sys.prefix).resolve()
-    frames = [
-        frame
-        for frame in traceback.extract_tb(error.__traceback__)
-        if Path(frame.filename).is_relative_to(program)
-        and not Path(frame.filename).is_relative_to(environment)
-    ]
-    reason = f"{type(error).__name__}: {error}"
-    if frames:
-        where = Path(frames[-1].filename).relative_to(program)
-        reason += f"\n  raised at {where}, line {frames[-1].lineno}"
-    return reason
 
 
 def _file_name(api: str) -> str:
@@ -439,10 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cannot_plan(args.stack, str(error))
     try:
         run = run_with_assumed_versions(program, args.stack, overrides)
-    # Until the test kit reports a failed program as one error type, whatever it raised is
-    # the reason.
-    except Exception as error:
-        return _cannot_plan(args.stack, _reason(error, program))
+    except ProgramError as error:
+        return _cannot_plan(args.stack, str(error))
     open_allowed = args.allow_open or run.config.get(f"{project}:apiKeyRequired") == "false"
     plan = make_plan(run, args.stack, open_allowed)
     sys.stdout.write(format_json(plan) if args.format == "json" else format_text(plan))

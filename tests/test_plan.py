@@ -162,7 +162,7 @@ _RUNTIME_NOISE = (
     [
         (
             'raise RuntimeError("the table is not ready")',
-            "RuntimeError: the table is not ready\n  raised at __main__.py, line 9",
+            "RuntimeError: the table is not ready (raised at __main__.py, line 9)",
         ),
         # The provider refuses the name (over 64 characters) while other registrations wait.
         (
