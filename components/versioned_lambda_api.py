@@ -133,6 +133,9 @@ class VersionedLambdaApi(pulumi.ComponentResource):
             # The document is the whole API: a route it no longer has is removed.
             put_rest_api_mode="overwrite",
             endpoint_configuration={"types": "REGIONAL"},
+            # Importing a document ignores the endpoint configuration unless the import is told
+            # it too (the workaround for CloudFormation's RestApi, which imports the same way).
+            parameters={"endpointConfigurationTypes": "REGIONAL"},
             api_key_source="HEADER",
             opts=self._child_opts(),
         )

@@ -186,6 +186,7 @@ def test_the_api_is_one_openapi_document_with_every_route(built: RecordingMocks)
     rest_api = built.graph.one(REST_API).inputs
     assert rest_api["putRestApiMode"] == "overwrite"
     assert rest_api["endpointConfiguration"] == {"types": "REGIONAL"}
+    assert rest_api["parameters"] == {"endpointConfigurationTypes": "REGIONAL"}
     assert sorted(operations(built)) == [
         ("get", "/events"),
         ("get", "/events/{id}"),
