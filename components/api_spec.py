@@ -17,11 +17,15 @@ ALIAS_STAGE_VARIABLE = "lambdaAlias"
 
 JSON_CONTENT_TYPE = "application/json"
 
-# The function reports failures by raising; with a non-proxy integration API Gateway picks the
-# HTTP status by matching these prefixes of the Lambda errorMessage. The function's own copy of
-# the prefixes is checked against these in the tests.
-BAD_REQUEST_PREFIX = "[BadRequest] "
+# The function returns {"statusCode": <code>, "body": <object>} for a success or a client error,
+# and raises only on a failure, so that Lambda's Errors metric (and every alarm and judge that
+# reads it) counts failures, not client mistakes. A raised message that starts with
+# UNAVAILABLE_PREFIX is answered 503 with the JSON after it; any other failure 500. The
+# function's own copy of the prefix is checked against this one in the tests.
 UNAVAILABLE_PREFIX = "[Unavailable] "
+
+REPLY_STATUSES = ("200", "400", "404", "409", "413", "422")
+"""The status codes a function's reply may carry: each is a declared method response."""
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 """``ANY`` serves every method a path has no route of its own for."""
@@ -37,14 +41,22 @@ def _json_text(expression: str) -> str:
     return f'$util.escapeJavaScript({expression}).replaceAll("\\\\\'", "\'")'
 
 
-_IDEMPOTENCY_KEY_HEADER = "$input.params('Idempotency-Key')"
-
 # The request the function receives. The body travels base64-encoded so that whatever text a
 # client sends (quotes, backslashes, control characters, any Unicode) arrives intact for the
 # function to judge, with no JSON escaping to get wrong. API Gateway hands a template an empty
 # body as "{}".
+#
+# The Idempotency-Key comes from the headers only ($input.params('Idempotency-Key') would also
+# take a path or query parameter of that name), matched without regard to case: HTTP/2 clients
+# send header names in lower case. callerId is the API key's id, so that two callers' keys never
+# meet; it is empty when the API takes no keys.
 DEFAULT_REQUEST_TEMPLATE = (
     "#set($query = $input.params().querystring)\n"
+    "#set($headers = $input.params().header)\n"
+    '#set($idempotencyKey = "")\n'
+    "#foreach($name in $headers.keySet())"
+    '#if($name.toLowerCase() == "idempotency-key")#set($idempotencyKey = $headers.get($name))#end'
+    "#end\n"
     "{\n"
     '  "stage": "$context.stage",\n'
     '  "method": "$context.httpMethod",\n'
@@ -55,7 +67,8 @@ DEFAULT_REQUEST_TEMPLATE = (
     '  "query": {#foreach($name in $query.keySet())'
     f'"{_json_text("$name")}": "{_json_text("$query.get($name)")}"'
     "#if($foreach.hasNext), #end#end},\n"
-    f'  "idempotencyKey": "{_json_text(_IDEMPOTENCY_KEY_HEADER)}"\n'
+    f'  "idempotencyKey": "{_json_text("$idempotencyKey")}",\n'
+    f'  "callerId": "{_json_text("$context.identity.apiKeyId")}"\n'
     "}\n"
 )
 
@@ -98,27 +111,31 @@ def _error_body_after(prefix: str) -> str:
 
 INTERNAL_ERROR_BODY = '{"message": "Internal error", "requestId": "$context.requestId"}'
 
-# A Lambda error whose message is empty (``raise MemoryError()``) matches no selection pattern:
-# API Gateway matches patterns against the error message, and an empty one is what a success
+_VALID_STATUS = " || ".join(f'$status == "{code}"' for code in REPLY_STATUSES)
+
+# The default (success) response: the reply's statusCode becomes the response's status
+# ($context.responseOverride.status, which API Gateway applies to non-proxy integrations; an
+# override may be set only once, hence one #set per branch) and its body the response's body.
+#
+# A Lambda error whose message is empty (``raise MemoryError()``) arrives here too: API Gateway
+# matches selection patterns against the error message, and an empty one is what a success
 # looks like ("if the success response returns nothing ... use the .+ regex to match error
-# response", IntegrationResponse.selectionPattern in the API reference). So the default response
-# recognises Lambda's error shape itself and overrides the status, rather than answering 200
-# with the runtime's errorType and stackTrace.
+# response", IntegrationResponse.selectionPattern in the API reference). So this template also
+# recognises Lambda's error shape (errorType), and a reply that breaks the contract, and answers
+# both 500 without the runtime's errorType and stackTrace.
 SUCCESS_TEMPLATE = (
-    "#set($errorType = $input.path('$.errorType'))\n"
-    '#if("$!errorType" != "")'
-    "#set($context.responseOverride.status = 500)"
-    f"{INTERNAL_ERROR_BODY}"
-    "#else$input.json('$')#end"
+    "#set($status = \"$!input.path('$.statusCode')\")\n"
+    "#set($errorType = \"$!input.path('$.errorType')\")\n"
+    f'#if($errorType == "" && ({_VALID_STATUS}))'
+    '#if($status != "200")'
+    "#set($context.responseOverride.status = $input.path('$.statusCode'))#end"
+    "$input.json('$.body')"
+    "#else#set($context.responseOverride.status = 500)"
+    f"{INTERNAL_ERROR_BODY}#end"
 )
 
 INTEGRATION_RESPONSES = (
     IntegrationResponse("200", None, SUCCESS_TEMPLATE),
-    IntegrationResponse(
-        "400",
-        "^" + re.escape(BAD_REQUEST_PREFIX) + r"[\s\S]*",
-        _error_body_after(BAD_REQUEST_PREFIX),
-    ),
     IntegrationResponse(
         "503",
         "^" + re.escape(UNAVAILABLE_PREFIX) + r"[\s\S]*",
@@ -127,10 +144,15 @@ INTEGRATION_RESPONSES = (
     # Everything else (an unexpected exception, a timeout) is a 500 that does not leak the message.
     IntegrationResponse(
         "500",
-        "^(?!" + re.escape(BAD_REQUEST_PREFIX) + "|" + re.escape(UNAVAILABLE_PREFIX) + r")[\s\S]+",
+        "^(?!" + re.escape(UNAVAILABLE_PREFIX) + r")[\s\S]+",
         INTERNAL_ERROR_BODY,
     ),
 )
+
+METHOD_RESPONSE_STATUSES = tuple(
+    sorted({*REPLY_STATUSES, *(response.status_code for response in INTEGRATION_RESPONSES)})
+)
+"""Every status the API may answer: the replies' and the failures' (500, 503)."""
 
 
 def parse_route(path: str, method: str, request_template: str | None, key: str) -> Route:

@@ -30,6 +30,7 @@ from typing import Any
 from components.api_spec import (
     INTEGRATION_RESPONSES,
     JSON_CONTENT_TYPE,
+    METHOD_RESPONSE_STATUSES,
     Route,
     lambda_integration_uri,
 )
@@ -84,14 +85,15 @@ def _operation(route: Route, api_key_required: bool, integration_uri: str) -> di
         operation["parameters"] = parameters
     if api_key_required:
         operation["security"] = [{API_KEY_SCHEME: []}]
+    # Every status a reply may set through $context.responseOverride.status is declared too.
     operation["responses"] = {
-        response.status_code: {
-            "description": f"{response.status_code} response",
+        status: {
+            "description": f"{status} response",
             "content": {
                 JSON_CONTENT_TYPE: {"schema": {"$ref": f"#/components/schemas/{EMPTY_MODEL}"}}
             },
         }
-        for response in INTEGRATION_RESPONSES
+        for status in METHOD_RESPONSE_STATUSES
     }
     operation["x-amazon-apigateway-integration"] = _integration(route, integration_uri)
     return operation

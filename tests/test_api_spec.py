@@ -35,62 +35,11 @@ def route(path: str = "events", method: str = "POST", template: str | None = Non
 # --- The request template -------------------------------------------------------------------
 
 
-def render_default_template(sample: dict[str, str]) -> str:
-    """Substitute the default template's expressions with sample values.
-
-    A stand-in for API Gateway's renderer, enough to show the template's JSON skeleton is sound
-    and carries the fields the function reads.
-    """
-    rendered = api_spec.DEFAULT_REQUEST_TEMPLATE
-    rendered = re.sub(r"#set\(.*?\)\n", "", rendered)
-    rendered = re.sub(
-        r"#foreach\(.*?#end#end",
-        lambda _: json.dumps({"limit": sample["limit"]})[1:-1],
-        rendered,
-        flags=re.DOTALL,
-    )
-    rendered = re.sub(
-        r"\$util\.escapeJavaScript\(\$input\.params\('Idempotency-Key'\)\)"
-        r"\.replaceAll\(\"\\\\'\", \"'\"\)",
-        sample["key"],
-        rendered,
-    )
-    rendered = rendered.replace("$util.base64Encode($input.body)", sample["body"])
-    for variable in ("stage", "httpMethod", "resourcePath", "requestId", "isCanaryRequest"):
-        rendered = rendered.replace(f"$context.{variable}", sample[variable])
-    assert "$" not in rendered, f"unsubstituted expression left in {rendered}"
-    return rendered
-
-
-def test_default_template_gives_the_function_every_field_it_reads() -> None:
-    sample = {
-        "stage": "prod",
-        "httpMethod": "POST",
-        "resourcePath": "/events",
-        "requestId": "req-1",
-        "isCanaryRequest": "true",
-        "body": "eyJhIjogMX0=",
-        "limit": "5",
-        "key": "retry-7",
-    }
-    event = json.loads(render_default_template(sample))
-    assert event == {
-        "stage": "prod",
-        "method": "POST",
-        "resourcePath": "/events",
-        "requestId": "req-1",
-        "isCanaryRequest": "true",
-        "bodyBase64": "eyJhIjogMX0=",
-        "query": {"limit": "5"},
-        "idempotencyKey": "retry-7",
-    }
-
-
 def test_default_template_undoes_escape_javascript_single_quote_escape() -> None:
     # escapeJavaScript turns ' into \' (not valid JSON); every text value must undo it.
     template = api_spec.DEFAULT_REQUEST_TEMPLATE
     escapes = template.count("$util.escapeJavaScript(")
-    assert escapes == 3
+    assert escapes == 4
     assert template.count(""".replaceAll("\\\\'", "'")""") == escapes
 
 
@@ -193,15 +142,15 @@ def test_source_arn_suffix_scopes_to_stage_method_and_path(
 # --- Error responses ------------------------------------------------------------------------
 
 ERROR_MESSAGES = {
-    '[BadRequest] {"message": "limit must be an integer"}': "400",
-    '[BadRequest] {"message": "two\\nlines"}\nand a real newline': "400",
     '[Unavailable] {"message": "retry"}': "503",
+    '[Unavailable] {"message": "two\\nlines"}\nand a real newline': "503",
     "Task timed out after 10.00 seconds": "500",
     "'TABLE_NAME'": "500",
     "An error occurred (AccessDeniedException) when calling the PutItem operation": "500",
     "line one\nline two": "500",
-    "[BadRequest]no space": "500",
-    " [BadRequest] leading space": "500",
+    "[Unavailable]no space": "500",
+    " [Unavailable] leading space": "500",
+    '[BadRequest] {"message": "client errors are replies now"}': "500",
 }
 
 
@@ -223,17 +172,27 @@ def test_exactly_one_error_response_selects_each_error(
 
 def test_every_response_status_is_distinct_and_success_has_no_pattern() -> None:
     statuses = [response.status_code for response in api_spec.INTEGRATION_RESPONSES]
-    assert sorted(statuses) == ["200", "400", "500", "503"]
+    assert sorted(statuses) == ["200", "500", "503"]
     default = [r for r in api_spec.INTEGRATION_RESPONSES if r.selection_pattern is None]
     assert [r.status_code for r in default] == ["200"]
 
 
-@pytest.mark.parametrize(
-    ("status", "prefix"),
-    [("400", api_spec.BAD_REQUEST_PREFIX), ("503", api_spec.UNAVAILABLE_PREFIX)],
-)
-def test_error_templates_cut_exactly_the_prefix(status: str, prefix: str) -> None:
-    (response,) = [r for r in api_spec.INTEGRATION_RESPONSES if r.status_code == status]
+def test_every_status_a_reply_or_failure_may_have_is_a_method_response() -> None:
+    assert api_spec.METHOD_RESPONSE_STATUSES == (
+        "200",
+        "400",
+        "404",
+        "409",
+        "413",
+        "422",
+        "500",
+        "503",
+    )
+
+
+def test_the_unavailable_template_cuts_exactly_the_prefix() -> None:
+    prefix = api_spec.UNAVAILABLE_PREFIX
+    (response,) = [r for r in api_spec.INTEGRATION_RESPONSES if r.status_code == "503"]
     assert response.template is not None
     offset = int(re.fullmatch(r".*\.substring\((\d+)\)", response.template).group(1))  # type: ignore[union-attr]
     body = {"message": "bad 'limit'", "servedBy": {"stage": "prod"}}
@@ -248,10 +207,8 @@ def test_internal_error_body_is_json_and_leaks_nothing() -> None:
     assert json.loads(rendered) == {"message": "Internal error", "requestId": "req-9"}
 
 
-def test_function_raises_with_the_prefixes_the_api_matches() -> None:
-    handler = load_handler()
-    assert handler.BAD_REQUEST_PREFIX == api_spec.BAD_REQUEST_PREFIX
-    assert handler.UNAVAILABLE_PREFIX == api_spec.UNAVAILABLE_PREFIX
+def test_function_raises_with_the_prefix_the_api_matches() -> None:
+    assert load_handler().UNAVAILABLE_PREFIX == api_spec.UNAVAILABLE_PREFIX
 
 
 # --- Route trees API Gateway refuses ----------------------------------------------------------

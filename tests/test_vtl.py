@@ -1139,6 +1139,7 @@ REQUEST_CONTEXT: dict[str, object] = {
     "resourcePath": "/events",
     "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
     "isCanaryRequest": "false",
+    "identity": {"apiKeyId": "k3y1d0"},
 }
 
 BODIES = [
@@ -1178,6 +1179,7 @@ def test_default_request_template(body: str, query: dict[str, str]) -> None:
         "isCanaryRequest": "false",
         "query": query,
         "idempotencyKey": "key-'1'",
+        "callerId": "k3y1d0",
     }
 
 
@@ -1196,7 +1198,8 @@ def test_default_request_template_text() -> None:
         '  "isCanaryRequest": "false",\n'
         '  "bodyBase64": "eyJhIjogMX0=",\n'
         '  "query": {"limit": "5", "next": "it\'s"},\n'
-        '  "idempotencyKey": ""\n'
+        '  "idempotencyKey": "",\n'
+        '  "callerId": "k3y1d0"\n'
         "}\n"
     )
 
@@ -1212,10 +1215,29 @@ def test_default_request_template_without_idempotency_key_or_body() -> None:
     assert base64.b64decode(event["bodyBase64"]) == b"{}"
 
 
-def test_default_request_template_header_name_case() -> None:
-    template_input = TemplateInput(header={"idempotency-key": "lower"}, context=REQUEST_CONTEXT)
+@pytest.mark.parametrize("name", ["Idempotency-Key", "idempotency-key", "IDEMPOTENCY-KEY"])
+def test_default_request_template_header_name_case(name: str) -> None:
+    # HTTP/2 clients send header names in lower case.
+    template_input = TemplateInput(header={name: "k-1"}, context=REQUEST_CONTEXT)
     event = json.loads(render(api_spec.DEFAULT_REQUEST_TEMPLATE, template_input))
-    assert event["idempotencyKey"] == "lower"
+    assert event["idempotencyKey"] == "k-1"
+
+
+def test_the_idempotency_key_comes_from_the_header_only() -> None:
+    # $input.params('Idempotency-Key') would take a query or path parameter of that name too.
+    template_input = TemplateInput(
+        querystring={"Idempotency-Key": "from-query"},
+        path={"Idempotency-Key": "from-path"},
+        context=REQUEST_CONTEXT,
+    )
+    event = json.loads(render(api_spec.DEFAULT_REQUEST_TEMPLATE, template_input))
+    assert event["idempotencyKey"] == ""
+
+
+def test_without_api_keys_the_caller_id_is_empty() -> None:
+    context = {key: value for key, value in REQUEST_CONTEXT.items() if key != "identity"}
+    event = json.loads(render(api_spec.DEFAULT_REQUEST_TEMPLATE, TemplateInput(context=context)))
+    assert event["callerId"] == ""
 
 
 def test_default_request_template_without_canary_context() -> None:
@@ -1248,14 +1270,11 @@ ERROR_BODIES = [
 
 
 @pytest.mark.parametrize("error_body", ERROR_BODIES)
-@pytest.mark.parametrize(
-    ("status", "prefix"),
-    [("400", api_spec.BAD_REQUEST_PREFIX), ("503", api_spec.UNAVAILABLE_PREFIX)],
-)
-def test_error_response_templates_pass_the_json_after_the_prefix(
-    status: str, prefix: str, error_body: dict[str, str]
+def test_the_unavailable_template_passes_the_json_after_the_prefix(
+    error_body: dict[str, str],
 ) -> None:
-    response = responses_by_status()[status]
+    prefix = api_spec.UNAVAILABLE_PREFIX
+    response = responses_by_status()["503"]
     assert response.template is not None
     assert response.selection_pattern is not None
     message = prefix + json.dumps(error_body)
@@ -1286,13 +1305,49 @@ def test_internal_error_response_template(message: str) -> None:
     assert message not in rendered
 
 
-def test_success_response_passes_the_result_through() -> None:
-    result = {"id": "e1", "servedBy": {"stage": "prod", "version": "4"}, "note": 'caf\u00e9 "'}
+def reply(status: object, body: object) -> str:
+    return json.dumps({"statusCode": status, "body": body})
+
+
+def test_a_200_reply_answers_its_body() -> None:
+    body = {"id": "e1", "servedBy": {"stage": "prod", "version": "4"}, "note": 'caf\u00e9 "'}
     rendered, status = render_response(
-        responses_by_status()["200"].template, TemplateInput(body=json.dumps(result))
+        responses_by_status()["200"].template, TemplateInput(body=reply(200, body))
     )
     assert status is None
-    assert json.loads(rendered) == result
+    assert json.loads(rendered) == body
+
+
+@pytest.mark.parametrize("code", [400, 404, 409, 413, 422])
+@pytest.mark.parametrize("body", ERROR_BODIES)
+def test_a_client_error_reply_sets_its_status_and_answers_its_body(
+    code: int, body: dict[str, str]
+) -> None:
+    # A client mistake is a reply, not a raised error, so Lambda does not count it in Errors.
+    rendered, status = render_response(
+        responses_by_status()["200"].template, TemplateInput(body=reply(code, body))
+    )
+    assert status == code
+    assert json.loads(rendered) == body
+    assert str(code) in api_spec.METHOD_RESPONSE_STATUSES
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param(json.loads(reply(418, {"message": "teapot"})), id="undeclared status"),
+        pytest.param(json.loads(reply(500, {"message": "mine"})), id="server status"),
+        pytest.param(json.loads(reply("400.0", {})), id="not a status"),
+        pytest.param({"id": "e1"}, id="no statusCode"),
+    ],
+)
+def test_a_reply_that_breaks_the_contract_is_a_500(result: dict[str, object]) -> None:
+    rendered, status = render_response(
+        responses_by_status()["200"].template,
+        TemplateInput(body=json.dumps(result), context={"requestId": "req-2"}),
+    )
+    assert status == 500
+    assert json.loads(rendered) == {"message": "Internal error", "requestId": "req-2"}
 
 
 @pytest.mark.parametrize(
