@@ -35,7 +35,11 @@ api = VersionedLambdaApi(
         "memory_size": settings.memory_mb,
         "timeout": settings.timeout_seconds,
         "log_retention_days": settings.log_retention_days,
-        "environment": {"TABLE_NAME": table.name},
+        "environment": {
+            "TABLE_NAME": table.name,
+            "EVENT_SHARDS": str(settings.event_shards),
+            "EVENT_RETENTION_DAYS": str(settings.event_retention_days),
+        },
         "policy_statements": [
             {
                 # TransactWriteItems is authorised per contained PutItem.

@@ -7,6 +7,7 @@ behaves alike under the CLI, the Automation API and unit-test mocks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,8 +34,26 @@ DEFAULTS: dict[str, str | int | bool] = {
     "canaryMode": component_args.DEFAULT_CANARY_MODE.value,
     "alarmErrorRatePercent": f"{metrics.DEFAULT_ERROR_RATE_PERCENT:g}",
     "alarmP99DurationMs": "",
+    "eventShards": "",
+    "eventRetentionDays": 365,
 }
 REQUIRED = ("alias", "canaryPercent")
+
+# The worst write a shard takes: a 64 KiB event with an Idempotency-Key, written in a
+# transaction with its ~1 KB idempotency record. Transactions cost 2 WCU per KB of each item,
+# so 2 * (65 + 1) = 132 WCU, and one partition takes 1,000 WCU/s (DynamoDB's per-partition
+# throughput limit): 7 such writes a second per shard.
+WORST_CASE_WRITES_PER_SHARD = 7
+# Every GET queries every shard and merges them, so shards are not free for readers.
+EVENT_SHARDS_RANGE = (1, 32)
+EVENT_RETENTION_DAYS_RANGE = (1, 3650)
+
+
+def default_event_shards(throttle_rate_limit: float) -> int:
+    """Enough write shards for the stage's steady request rate, every request a worst-case
+    write, within :data:`EVENT_SHARDS_RANGE`."""
+    needed = math.ceil(throttle_rate_limit / WORST_CASE_WRITES_PER_SHARD)
+    return min(max(needed, EVENT_SHARDS_RANGE[0]), EVENT_SHARDS_RANGE[1])
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,10 @@ class StackSettings:
     timeout_seconds: int
     log_retention_days: int
     api_key_required: bool
+    event_shards: int
+    """Write shards of each stage's events (``EVENT_SHARDS`` for the function)."""
+    event_retention_days: int
+    """Days an event is kept before DynamoDB's TTL deletes it (``EVENT_RETENTION_DAYS``)."""
 
 
 def _key(name: str) -> str:
@@ -146,8 +169,15 @@ def load_stack_settings(config: pulumi.Config, stack_name: str) -> StackSettings
         raise validation.ConfigError(
             f"{_key('apiKeyRequired')} must be true or false, got {api_key_required!r}"
         )
+    shards = optional("eventShards")
     return StackSettings(
         stage=stage,
+        event_shards=(
+            whole_number("eventShards", *EVENT_SHARDS_RANGE)
+            if shards
+            else default_event_shards(stage["throttle_rate_limit"])
+        ),
+        event_retention_days=whole_number("eventRetentionDays", *EVENT_RETENTION_DAYS_RANGE),
         memory_mb=whole_number("memoryMb", *component_args.MEMORY_MB_RANGE),
         timeout_seconds=timeout_seconds,
         log_retention_days=validation.one_of(

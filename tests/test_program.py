@@ -216,7 +216,13 @@ def test_events_table_is_durable_encrypted_and_expires_idempotency_records(
 def test_function_gets_the_table_and_least_privilege_access_to_it(dev: ProgramRun) -> None:
     table = dev.graph.one(TABLE).outputs
     function = dev.graph.one("aws:lambda/function:Function").inputs
-    assert function["environment"] == {"variables": {"TABLE_NAME": table["name"]}}
+    assert function["environment"] == {
+        "variables": {
+            "TABLE_NAME": table["name"],
+            "EVENT_SHARDS": "8",
+            "EVENT_RETENTION_DAYS": "365",
+        }
+    }
     assert function["handler"] == "handler.handler"
     policy = json.loads(dev.graph.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     table_statements = [s for s in policy["Statement"] if table["arn"] in s["Resource"]]

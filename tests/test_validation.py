@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -824,6 +825,9 @@ def test_stack_config_with_only_required_keys_uses_the_defaults() -> None:
     assert settings.timeout_seconds == 10
     assert settings.log_retention_days == 30
     assert settings.api_key_required is True
+    # 50 requests a second of worst-case writes, 7 a second per shard.
+    assert settings.event_shards == 8
+    assert settings.event_retention_days == 365
 
 
 def test_stack_config_empty_defaults_mean_derived_values() -> None:
@@ -862,9 +866,12 @@ def test_stack_config_maps_every_key_into_the_stage_and_settings() -> None:
             "canaryMode": "alias",
             "alarmErrorRatePercent": "2.5",
             "alarmP99DurationMs": "20000",
+            "eventShards": "3",
+            "eventRetentionDays": "30",
         },
         stack="prod",
     )
+    assert (settings.event_shards, settings.event_retention_days) == (3, 30)
     assert settings.stage == {
         "name": "v1",
         "alias": "live",
@@ -884,6 +891,31 @@ def test_stack_config_maps_every_key_into_the_stage_and_settings() -> None:
     assert plan.reachable_aliases() == {"live": "live"}
     assert plan.alias_weights("4") == {"4": 0.005}
     assert plan.alarm_thresholds == AlarmThresholds(error_rate_percent=2.5, p99_duration_ms=20000)
+
+
+@pytest.mark.parametrize(
+    ("rate", "shards"), [("1", 1), ("7", 1), ("7.5", 2), ("50", 8), ("1000", 32)]
+)
+def test_event_shards_default_to_the_stage_throttle(rate: str, shards: int) -> None:
+    settings = load({**REQUIRED_ONLY, "throttleRateLimit": rate, "eventShards": ""})
+    assert settings.event_shards == shards
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("eventShards", "0", "event-logger:eventShards must be a whole number from 1 to 32"),
+        ("eventShards", "33", "event-logger:eventShards must be a whole number from 1 to 32"),
+        (
+            "eventRetentionDays",
+            "0",
+            "event-logger:eventRetentionDays must be a whole number from 1 to 3650",
+        ),
+    ],
+)
+def test_event_storage_settings_are_bounded(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load({**REQUIRED_ONLY, key: value})
 
 
 def test_stack_config_bounds_the_duration_alarm_by_the_configured_timeout() -> None:
