@@ -10,7 +10,7 @@ STACK ?= dev
 # The state of a stack lives here unless a backend is configured (PULUMI_BACKEND_URL or `pulumi login`).
 LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
-.PHONY: test lint typecheck unit plan bench require-pulumi preview up clean
+.PHONY: test lint typecheck unit runtime-venv plan bench require-pulumi preview up clean
 
 test: lint typecheck unit
 
@@ -29,9 +29,37 @@ typecheck: $(BIN)/.installed
 	@echo "==> mypy"
 	$(BIN)/mypy
 
-unit: $(BIN)/.installed
+unit: $(BIN)/.installed $(RUNTIME_VENV)/.installed
 	@echo "==> pytest"
 	$(BIN)/pytest
+
+# The function's runtime tests run it under awslambdaric in Python 3.13, the deployed runtime's
+# version, with moto's DynamoDB server: a second venv. RUNTIME_PYTHON=/path/to/python3.13 picks
+# the interpreter; otherwise the first Python 3.13 found on PATH, under pyenv or in /usr.
+RUNTIME_VENV := venv-runtime
+RUNTIME_PYTHON ?=
+FIND_PYTHON_313 = for candidate in $(RUNTIME_PYTHON) python3.13 \
+		"$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 \
+		"$$HOME"/.pyenv/versions/3.13*/bin/python3.13 \
+		/usr/local/bin/python3.13 /usr/bin/python3.13; do \
+		if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
+			>/dev/null 2>&1; then echo "$$candidate"; exit 0; fi; \
+	done; exit 1
+
+$(RUNTIME_VENV)/.installed: requirements-runtime.txt constraints.txt
+	@echo "==> creating $(RUNTIME_VENV) (Python 3.13, awslambdaric, moto's server) for the runtime tests"
+	@python313=$$($(FIND_PYTHON_313)) || { \
+		echo "error: the function's runtime tests need Python 3.13, the Lambda runtime's version," \
+			"and none was found."; \
+		echo "       Install it (pyenv install 3.13; apt-get install python3.13 on Debian 13 or" \
+			"Ubuntu 24.04; or python.org) or pass RUNTIME_PYTHON=/path/to/python3.13."; \
+		exit 1; }; \
+	"$$python313" -m venv --clear $(RUNTIME_VENV) && \
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements-runtime.txt -c constraints.txt
+	@touch $@
+
+runtime-venv: $(RUNTIME_VENV)/.installed
 
 # The offline plan: resource tree, routing, rendered templates and preflight; exits 1 on errors.
 # OPENAPI=DIR also writes each REST API's OpenAPI document to DIR/<api>.json.
@@ -72,4 +100,4 @@ up: require-pulumi $(BIN)/.installed
 	@$(WITH_BACKEND) pulumi up --stack $(STACK)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) .mypy_cache .pytest_cache .ruff_cache

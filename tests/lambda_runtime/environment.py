@@ -1,0 +1,338 @@
+"""An execution environment: the function run by the real runtime client in Python 3.13.
+
+Each :class:`LambdaEnvironment` is one Runtime API server and one runtime process,
+``<runtime venv>/bin/python -m awslambdaric handler.handler`` started in the task root with
+the environment variables Lambda defines for a function
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+Like Lambda, it runs one invocation at a time; it starts the process on first use (a cold
+start) and again after the process died or was killed at the deadline. Application logs
+arrive through ``_LAMBDA_TELEMETRY_LOG_FD`` in the framed format awslambdaric writes there
+(bootstrap.FramedTelemetryLogSink), which is how Lambda collects them; anything the process
+writes to stdout or stderr goes to a file for the test's failure messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.lambda_runtime.runtime_api import (
+    Invocation,
+    InvocationResult,
+    RuntimeApi,
+    exit_error,
+    timeout_error,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_VENV = ROOT / "venv-runtime"
+RUNTIME_PYTHON_VERSION = (3, 13)
+# Lambda allows 10 s for a function's init phase.
+INIT_TIMEOUT_S = 10.0
+# How long after the deadline a platform error is awaited before the harness gives up.
+_GRACE_S = 5.0
+_POLL_S = 0.02
+_LOG_FRAME_HEADER = 16  # type (4), length (4), timestamp in microseconds (8)
+
+
+class HarnessError(AssertionError):
+    """The harness itself could not do what a test asked."""
+
+
+def runtime_python() -> Path:
+    """The Python 3.13 of the runtime venv that ``make runtime-venv`` builds."""
+    python = Path(os.environ.get("LAMBDA_RUNTIME_VENV", RUNTIME_VENV)) / "bin" / "python"
+    if not python.exists():
+        raise HarnessError(
+            f"{python} does not exist: the function's runtime tests need the Python "
+            f"{RUNTIME_PYTHON_VERSION[0]}.{RUNTIME_PYTHON_VERSION[1]} venv with awslambdaric; "
+            "run `make runtime-venv` (or `make test`, which builds it)"
+        )
+    return python
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What Lambda knows about the function: its code, handler, settings and variables."""
+
+    task_root: Path
+    handler: str = "handler.handler"
+    name: str = "event-logger"
+    version: str = "7"
+    qualifier: str | None = "live"
+    """The alias the invocation names (its ARN's last part); None invokes the bare ARN."""
+    memory_mb: int = 256
+    timeout_s: float = 10.0
+    region: str = "eu-west-1"
+    account: str = "123456789012"
+    log_format: str = "JSON"
+    log_level: str = "INFO"
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """The function's own variables (TABLE_NAME, AWS_ENDPOINT_URL_DYNAMODB, ...)."""
+
+    @property
+    def function_arn(self) -> str:
+        arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{self.name}"
+        return arn if self.qualifier is None else f"{arn}:{self.qualifier}"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    frame_type: int
+    timestamp_us: int
+    message: str
+
+    def document(self) -> Any:
+        return json.loads(self.message)
+
+
+class LambdaEnvironment:
+    """One execution environment of the function."""
+
+    def __init__(self, config: FunctionConfig, work_dir: Path, label: str = "env") -> None:
+        self.config = config
+        self.label = label
+        self._python = runtime_python()
+        self._work_dir = work_dir
+        self._api: RuntimeApi | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._invoke_lock = threading.Lock()
+        self._log_lock = threading.Lock()
+        self._logs: list[LogRecord] = []
+        self._log_thread: threading.Thread | None = None
+        self.starts = 0
+        self.output_path = work_dir / f"{label}.out"
+
+    # Life cycle
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None or process.poll() is not None else process.pid
+
+    def start(self) -> None:
+        """Start the runtime process unless one is running."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        # A new process gets a new Runtime API: a dead process may have left a GET .../next
+        # waiting on the old one, which would take the next event and write it to a closed
+        # socket.
+        if self._api is not None:
+            self._api.stop()
+        self._api = RuntimeApi()
+        self._api.start()
+        read_fd, write_fd = os.pipe()
+        config = self.config
+        env = {
+            "PATH": f"{self._python.parent}:/usr/local/bin:/usr/bin:/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": str(config.task_root),
+            "LAMBDA_RUNTIME_DIR": str(self._python.parent.parent),
+            "_HANDLER": config.handler,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": config.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": (
+                f"{time.strftime('%Y/%m/%d')}/[{config.version}]{uuid.uuid4().hex}"
+            ),
+            "AWS_LAMBDA_LOG_FORMAT": config.log_format,
+            "AWS_LAMBDA_LOG_LEVEL": config.log_level,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_RUNTIME_API": self._api.address,
+            "AWS_REGION": config.region,
+            "AWS_DEFAULT_REGION": config.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "_LAMBDA_TELEMETRY_LOG_FD": str(write_fd),
+            **config.environment,
+        }
+        with self.output_path.open("ab") as output:
+            output.write(f"--- start {self.starts + 1} ---\n".encode())
+            output.flush()
+            self._process = subprocess.Popen(  # noqa: S603 - the runtime venv's own Python
+                [str(self._python), "-m", "awslambdaric", config.handler],
+                cwd=config.task_root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+            )
+        os.close(write_fd)
+        self.starts += 1
+        self._log_thread = threading.Thread(
+            target=self._read_logs, args=(read_fd,), name=f"{self.label}-logs", daemon=True
+        )
+        self._log_thread.start()
+
+    def kill(self) -> None:
+        """Kill the runtime process (the next invocation starts a new one)."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if self._log_thread is not None:
+            self._log_thread.join(timeout=5)
+
+    def restart(self) -> None:
+        """A fresh process: a cold start, with none of the last one's state."""
+        with self._invoke_lock:
+            self.kill()
+            self.start()
+
+    def stop(self) -> None:
+        self.kill()
+        if self._api is not None:
+            self._api.stop()
+
+    # Invoking
+
+    def invoke(self, event: bytes) -> InvocationResult:
+        """Invoke the function with ``event`` (the payload bytes) and wait for the outcome,
+        at most the init time, the function's timeout and a grace period."""
+        with self._invoke_lock:
+            self.start()
+            process, api = self._process, self._api
+            assert process is not None
+            assert api is not None
+            invocation = Invocation(
+                event=event,
+                function_arn=self.config.function_arn,
+                timeout_s=self.config.timeout_s,
+            )
+            api.submit(invocation)
+            self._await(invocation, process, api)
+            assert invocation.result is not None
+            return invocation.result
+
+    def _await(
+        self, invocation: Invocation, process: subprocess.Popen[bytes], api: RuntimeApi
+    ) -> None:
+        init_deadline = time.monotonic() + INIT_TIMEOUT_S
+        while not invocation.handed_out.wait(_POLL_S):
+            if invocation.done.is_set():
+                return
+            if process.poll() is not None:
+                api.complete_current(
+                    exit_error(invocation.request_id, _exit_reason(process)),
+                    "Runtime.ExitError",
+                )
+                return
+            if time.monotonic() > init_deadline:
+                self.kill()
+                api.complete_current(
+                    timeout_error(invocation.request_id, INIT_TIMEOUT_S), "Sandbox.Timedout"
+                )
+                return
+        deadline = invocation.started + invocation.timeout_s
+        while not invocation.done.wait(_POLL_S):
+            if process.poll() is not None:
+                # The process may have posted its answer just before it died.
+                if not invocation.done.wait(0.2):
+                    api.complete_current(
+                        exit_error(invocation.request_id, _exit_reason(process)),
+                        "Runtime.ExitError",
+                    )
+                return
+            if time.monotonic() > deadline:
+                # Lambda stops the environment at the deadline; the next invocation is a cold
+                # start.
+                self.kill()
+                api.complete_current(
+                    timeout_error(invocation.request_id, invocation.timeout_s), "Sandbox.Timedout"
+                )
+                return
+        if time.monotonic() > deadline + _GRACE_S:
+            raise HarnessError(f"{self.label}: invocation outlived its deadline")
+
+    # Logs
+
+    def logs(self) -> list[LogRecord]:
+        with self._log_lock:
+            return list(self._logs)
+
+    def output(self) -> str:
+        """What the runtime processes wrote to stdout and stderr."""
+        return self.output_path.read_text(errors="replace")
+
+    def _read_logs(self, read_fd: int) -> None:
+        with os.fdopen(read_fd, "rb") as pipe:
+            while True:
+                header = _read_exactly(pipe, _LOG_FRAME_HEADER)
+                if header is None:
+                    return
+                length = int.from_bytes(header[4:8], "big")
+                message = _read_exactly(pipe, length)
+                if message is None:
+                    return
+                record = LogRecord(
+                    frame_type=int.from_bytes(header[:4], "big"),
+                    timestamp_us=int.from_bytes(header[8:16], "big"),
+                    message=message.decode("utf-8", errors="replace"),
+                )
+                with self._log_lock:
+                    self._logs.append(record)
+
+
+def _read_exactly(pipe: Any, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = pipe.read(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+_SIGNAL_TEXT = {
+    signal.SIGKILL: "killed",
+    signal.SIGTERM: "terminated",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+}
+
+
+def _exit_reason(process: subprocess.Popen[bytes]) -> str:
+    """How Lambda words a runtime's exit: Go's ``ProcessState.String()``."""
+    code = process.returncode
+    if code is not None and code < 0:
+        number = signal.Signals(-code)
+        return f"signal: {_SIGNAL_TEXT.get(number, number.name)}"
+    return f"exit status {code}"
+
+
+def build_task_root(source_dir: Path, target: Path) -> Path:
+    """Lay out ``source_dir``'s Python sources as the deployed archive holds them."""
+    # Imported here: components.archive imports pulumi, which only the main venv has.
+    from components.archive import source_files  # noqa: PLC0415
+
+    target.mkdir(parents=True, exist_ok=True)
+    for relative, path in source_files(source_dir).items():
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+    return target
+
+
+__all__ = [
+    "FunctionConfig",
+    "HarnessError",
+    "LambdaEnvironment",
+    "LogRecord",
+    "build_task_root",
+    "runtime_python",
+]
