@@ -532,6 +532,30 @@ def test_events_written_between_page_reads_are_neither_lost_nor_repeated(
     assert len(event_items(dynamodb)) == 7 + len(written_meanwhile)
 
 
+def test_a_shard_cut_short_by_dynamodbs_1_mb_page_holds_the_others_back(
+    handler: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DynamoDB ends a Query page at 1 MB whatever its Limit (moto does not); a shard that
+    # stopped early may still hold events newer than the other shards' older ones.
+    monkeypatch.setenv("EVENT_SHARDS", "2")
+    posted = [post(handler, {"seq": seq})["id"] for seq in range(30)]
+    client = handler_client(handler)
+    real_query = client.query
+
+    def shard_1_returns_one_item(**params: Any) -> Any:
+        if params["ExpressionAttributeValues"][":pk"] == {"S": "prod#1"}:
+            params = {**params, "Limit": 1}
+        return real_query(**params)
+
+    monkeypatch.setattr(client, "query", shard_1_returns_one_item)
+
+    pages = all_pages(handler, limit=5)
+
+    listed = [event["id"] for page in pages for event in page["events"]]
+    assert listed == list(reversed(posted))
+    assert {item["pk"]["S"] for item in event_items(dynamodb)} == {"prod", "prod#1"}
+
+
 @pytest.mark.parametrize(
     "query",
     [
