@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -251,6 +252,12 @@ def assert_failure(response: ClientResponse, status: int) -> Any:
     return response.json()
 
 
+def warm(environment: LambdaEnvironment) -> int:
+    """Start the environment's process if it has none; how many it has started."""
+    environment.start()
+    return environment.starts
+
+
 def same_process(environment: LambdaEnvironment, starts: int) -> None:
     assert environment.starts == starts, (
         f"the runtime process was restarted (a cold start); its output:\n"
@@ -302,7 +309,7 @@ def test_the_runtime_marshals_replies_as_python313_does(probe: LambdaEnvironment
 def test_a_reply_utf8_cannot_encode_kills_the_runtime(probe: LambdaEnvironment) -> None:
     # The runtime encodes the reply outside its error handling: the process dies, Lambda
     # answers Runtime.ExitError, and the next invocation is a cold start.
-    starts = probe.starts
+    starts = warm(probe)
     result = probe_invoke(probe, {"do": "echo", "value": "\ud800"})
     assert result.error_type == "Runtime.ExitError"
     assert "Runtime exited with error: exit status 1" in result.document()["errorMessage"]
@@ -322,7 +329,7 @@ def test_a_raised_error_is_posted_as_an_error_document(probe: LambdaEnvironment)
 def test_an_invocation_past_its_deadline_times_out_and_the_next_starts_cold(
     probe: LambdaEnvironment,
 ) -> None:
-    starts = probe.starts
+    starts = warm(probe)
     result = probe_invoke(probe, {"do": "sleep", "seconds": 30})
     assert result.error_type == "Sandbox.Timedout"
     assert 1.5 <= result.duration_s < 2.5
@@ -357,7 +364,7 @@ def test_a_post_is_answered_200_and_get_returns_it(api: Api, table: Any) -> None
     assert events[0]["data"] == {"kind": "signup", "n": 1}
     assert len(stored_events(table)) == 1
     # A second request is served by the same (warm) process.
-    starts = env.starts
+    starts = warm(env)
     assert_reply(get(api), 200)
     same_process(env, starts)
 
@@ -386,7 +393,7 @@ def test_a_hostile_body_is_stored_and_read_back_exactly_as_sent(
     api: Api, table: Any, body: str
 ) -> None:
     env = api.environment
-    starts = env.starts
+    starts = warm(env)
     reply = assert_reply(post(api, body), 200)
     events = list_all(api)
     assert [event["id"] for event in events] == [reply["id"]]
@@ -408,12 +415,48 @@ def test_a_lone_surrogate_is_refused_and_never_reaches_a_get(api: Api, table: An
     # Issue 9, D1: a 14-byte POST {"x":"\ud800"} was stored, and every GET page holding it
     # then crashed the runtime (Runtime.ExitError, 500, a cold start each time).
     env = api.environment
-    starts = env.starts
+    starts = warm(env)
     refused = assert_reply(post(api, '{"x":"\\ud800"}'), 400)
     assert "surrogate" in refused["message"]
     assert stored_events(table) == []
     assert list_all(api) == []
     same_process(env, starts)
+
+
+def legacy_event(data_json: str, received_at: str) -> dict[str, Any]:
+    """An event item as the handler before issue 9 stored it: partition ``<stage>``, the
+    data as ASCII-escaped JSON text."""
+    event_id = str(uuid.uuid4())
+    return {
+        "pk": {"S": STAGE},
+        "sk": {"S": f"{received_at}#{event_id}"},
+        "id": {"S": event_id},
+        "stage": {"S": STAGE},
+        "alias": {"S": "live"},
+        "version": {"S": "6"},
+        "requestId": {"S": "legacy"},
+        "receivedAt": {"S": received_at},
+        "data": {"S": data_json},
+    }
+
+
+def test_a_lone_surrogate_stored_before_the_fix_never_crashes_a_get(api: Api, table: Any) -> None:
+    # Tables written before the fix may already hold D1's event; a GET over it must still be
+    # answered, by the same process, and paging must get past it.
+    env = api.environment
+    table.put_item(TableName=TABLE_NAME, Item=legacy_event('{"x":"\\ud800"}', _AT_1))
+    table.put_item(TableName=TABLE_NAME, Item=legacy_event('{"ok":1}', _AT_2))
+    starts = warm(env)
+    response = get(api)
+    assert response.invocation is not None
+    assert response.invocation.error_type != "Runtime.ExitError", env.output()[-2000:]
+    assert_reply(response, 200)
+    assert {"ok": 1} in [event["data"] for event in list_all(api)]
+    same_process(env, starts)
+
+
+_AT_1 = "2026-01-01T00:00:00.000001Z"
+_AT_2 = "2026-01-01T00:00:00.000002Z"
 
 
 @pytest.mark.parametrize(
@@ -455,7 +498,7 @@ REFUSED_BODIES = {
 @pytest.mark.parametrize("body", REFUSED_BODIES.values(), ids=REFUSED_BODIES.keys())
 def test_a_body_that_cannot_round_trip_is_a_400_reply(api: Api, table: Any, body: str) -> None:
     env = api.environment
-    starts = env.starts
+    starts = warm(env)
     refused = assert_reply(post(api, body), 400)
     assert refused["message"]
     assert stored_events(table) == []
@@ -538,7 +581,7 @@ def _token(payload: bytes) -> str:
 def test_a_next_token_we_did_not_issue_is_a_400_reply(api: Api, token: str) -> None:
     # Issue 9, D3: a token whose sort key held a lone surrogate was a 500.
     env = api.environment
-    starts = env.starts
+    starts = warm(env)
     assert_reply(get(api, next=token), 400)
     same_process(env, starts)
 
