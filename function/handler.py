@@ -791,6 +791,15 @@ def decode_page_token(token: str, stage: str, shards: int) -> list[str]:
         payload = json.loads(payload_bytes.decode("utf-8"))
     except (ValueError, RecursionError) as error:
         raise RequestRefusedError(f"{problem}; it does not decode to JSON") from error
+    if (
+        isinstance(payload, dict)
+        and payload.keys() == {"sk"}
+        and isinstance(payload["sk"], str)
+        and _SORT_KEY.fullmatch(payload["sk"])
+    ):
+        # Issued by the version before sharding (a canary may page on from its live alias's
+        # pages), which listed shard 0 alone: every shard continues below that position.
+        return [payload["sk"]] * shards
     if not (
         isinstance(payload, dict)
         and payload.keys() == {"stage", "before"}
