@@ -6,6 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
+# The function's runtime tests' Python 3.13 venv (see runtime-venv below).
+RUNTIME_VENV := venv-runtime
 STACK ?= dev
 # The state of a stack lives here unless a backend is configured (PULUMI_BACKEND_URL or `pulumi login`).
 LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
@@ -36,7 +38,6 @@ unit: $(BIN)/.installed $(RUNTIME_VENV)/.installed
 # The function's runtime tests run it under awslambdaric in Python 3.13, the deployed runtime's
 # version, with moto's DynamoDB server: a second venv. RUNTIME_PYTHON=/path/to/python3.13 picks
 # the interpreter; otherwise the first Python 3.13 found on PATH, under pyenv or in /usr.
-RUNTIME_VENV := venv-runtime
 RUNTIME_PYTHON ?=
 FIND_PYTHON_313 = for candidate in $(RUNTIME_PYTHON) python3.13 \
 		"$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 \
