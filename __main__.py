@@ -42,8 +42,9 @@ api = VersionedLambdaApi(
         },
         "policy_statements": [
             {
-                # TransactWriteItems is authorised per contained PutItem.
-                "actions": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+                # TransactWriteItems is authorised per contained PutItem; an item a failed
+                # condition returns (ReturnValuesOnConditionCheckFailure) needs no GetItem.
+                "actions": ["dynamodb:PutItem", "dynamodb:Query"],
                 "resources": [table.arn],
             }
         ],

@@ -229,7 +229,7 @@ def test_function_gets_the_table_and_least_privilege_access_to_it(dev: ProgramRu
     assert table_statements == [
         {
             "Effect": "Allow",
-            "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+            "Action": ["dynamodb:PutItem", "dynamodb:Query"],
             "Resource": [table["arn"]],
         }
     ]
