@@ -30,6 +30,7 @@ from moto import mock_aws
 
 from components import api_spec
 from components.vtl import TemplateInput, render, render_response
+from tests.events_table import create_events_table
 
 HANDLER_PATH = Path(__file__).resolve().parents[1] / "function" / "handler.py"
 HANDLER_LOGGER = "event_logger_handler"
@@ -91,22 +92,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.delenv("EVENT_RETENTION_DAYS", raising=False)
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE_NAME,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.update_time_to_live(
-            TableName=TABLE_NAME,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
-        )
+        create_events_table(client, TABLE_NAME)
         yield client
 
 

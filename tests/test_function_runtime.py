@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests.events_table import create_events_table
 from tests.lambda_runtime.api_gateway import Api, ClientRequest, ClientResponse
 from tests.lambda_runtime.environment import (
     ROOT,
@@ -125,22 +126,7 @@ def table(moto: MotoServer, proxy: FaultProxy) -> Any:
     client = moto.client(REGION)
     if TABLE_NAME in client.list_tables()["TableNames"]:
         client.delete_table(TableName=TABLE_NAME)
-    client.create_table(
-        TableName=TABLE_NAME,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(
-        TableName=TABLE_NAME,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
-    )
+    create_events_table(client, TABLE_NAME)
     return client
 
 
