@@ -16,7 +16,7 @@ LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
 test: lint typecheck unit
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt components/pyproject.toml
 	@echo "==> creating $(VENV) and installing pinned dependencies"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
@@ -65,7 +65,7 @@ runtime-venv: $(RUNTIME_VENV)/.installed
 # The offline plan: resource tree, routing, rendered templates and preflight; exits 1 on errors.
 # OPENAPI=DIR also writes each REST API's OpenAPI document to DIR/<api>.json.
 plan: $(BIN)/.installed
-	@$(BIN)/python -m components.plan --stack $(STACK) $(if $(OPENAPI),--openapi $(OPENAPI))
+	@$(BIN)/python -m versioned_lambda_api.analysis.plan --stack $(STACK) $(if $(OPENAPI),--openapi $(OPENAPI))
 
 $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt

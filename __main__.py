@@ -9,8 +9,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components import VersionedLambdaApi, function_code_archive
-from components.stack_config import NAMESPACE, load_stack_settings
+from stack_config import NAMESPACE, load_stack_settings
+from versioned_lambda_api import VersionedLambdaApi, function_code_archive
 
 # Read and validate every setting before any resource is registered.
 settings = load_stack_settings(pulumi.Config(NAMESPACE), pulumi.get_stack())

@@ -4,14 +4,14 @@
 
 Each scenario (low, medium and high traffic with an error regression, and a latency regression)
 gets good releases (the canary behaves like live) and bad ones, simulated by
-``release.simulate``. Every judge sees the same releases. Before the comparison each baseline's
+``bench.simulate``. Every judge sees the same releases. Before the comparison each baseline's
 one threshold is tuned on separate good releases (another seed): the most sensitive value whose
 false-rollback rate is at most ours on those releases, and at most 1%. The baselines watch only
 the metric the scenario's bad canary regresses on (a favour to them: our judge watches errors
 and slow requests at once and pays for both in false rollbacks).
 
 Printed per scenario and judge, as a Markdown table: requests served by the bad version (median,
-p90; a false promote counts all traffic to the 60-minute horizon, see ``release.simulate``), the
+p90; a false promote counts all traffic to the 60-minute horizon, see ``bench.simulate``), the
 canary phase alone (median), minutes to a decision on bad and on good releases (median), the
 false-rollback % on good releases and the false-promote % on bad ones; the row "SPRT (Wald)" is
 Wald's expected sample size, the reference bound. Then the targets on the low-traffic reference
@@ -37,8 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from release.judge import JudgeConfig  # noqa: E402
-from release.simulate import (  # noqa: E402
+from bench.simulate import (  # noqa: E402
     CanaryJudge,
     CodeDeployAlarm,
     FlaggerAnalysis,
@@ -57,6 +56,7 @@ from release.simulate import (  # noqa: E402
     summarize,
     tune,
 )
+from release.judge import JudgeConfig  # noqa: E402
 
 REFERENCE = "low"
 FRR_CAP = 0.01

@@ -3,8 +3,9 @@ measured in the same run.
 
     venv/bin/python bench/plan_speed.py [--runs N]
 
-Each plan runs as users run it, a fresh ``python -m components.plan``. The baseline is a fresh
-interpreter that only imports the Pulumi SDK and pulumi-aws: the cost no plan can avoid. The
+Each plan runs as users run it, a fresh
+``python -m versioned_lambda_api.analysis.plan``. The baseline is a fresh interpreter
+ that only imports the Pulumi SDK and pulumi-aws: the cost no plan can avoid. The
 three commands take turns, round after round, so a drift in the machine's speed touches them
 alike; each plan's ratio to the baseline is taken round by round. Timings on these 2-core
 machines are noisy: mean, median and p90 are printed, the goals are judged on the median, and
@@ -43,7 +44,7 @@ def _baseline(python: str) -> Command:
 
 
 def _plans(python: str) -> list[Plan]:
-    plan = [python, "-m", "components.plan"]
+    plan = [python, "-m", "versioned_lambda_api.analysis.plan"]
     program = ["--program", "tests/programs/many_routes"]
     return [
         Plan("prod plan", [*plan, "--stack", "prod"], 3.0),

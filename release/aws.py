@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from components.metrics import Role
 from release.judge import Period
+from versioned_lambda_api.metrics import Role
 
 NAMESPACE = "AWS/Lambda"
 ROLES: tuple[Role, Role] = ("live", "canary")
@@ -80,7 +80,7 @@ def metric_queries(
     window_seconds: int,
 ) -> list[dict[str, Any]]:
     """GetMetricData queries for both sides of the traffic (each side's Lambda dimensions, see
-    ``components.metrics.Traffic``): per-period counts, whole-window percentiles."""
+    ``versioned_lambda_api.metrics.Traffic``): per-period counts, whole-window percentiles."""
     threshold = f"{latency_threshold_ms:g}"
     queries = []
     for role in ROLES:

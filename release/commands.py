@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from components.metrics import Role, stage_traffic
-from components.stack_config import DEFAULTS
 from release import aws
 from release.config_file import StackConfigFile
 from release.deploy import ApplyError, Deployer
 from release.judge import JudgeConfig, Verdict, judge
+from stack_config import DEFAULTS
+from versioned_lambda_api.metrics import Role, stage_traffic
 
 DEFAULT_STEPS = (10.0, 25.0, 50.0)
 # Lambda's newest minute may not have reached CloudWatch yet: judge only minutes older than this.

@@ -1,5 +1,5 @@
-"""Fixtures shared by the tests. The recording mock itself is ``components.testing``'s, the
-same one the test kit gives programs that import the component."""
+"""Fixtures shared by the tests. The recording mock itself is ``versioned_lambda_api.testing``'s,
+the same one the test kit gives programs that import the component."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components.testing import ProgramRun, run_program
+from versioned_lambda_api.testing import ProgramRun, run_program
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "event-logger"

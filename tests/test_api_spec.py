@@ -9,10 +9,10 @@ from types import ModuleType
 
 import pytest
 
-from components import api_spec
-from components.api_spec import Route, parse_route
-from components.validation import ConfigError
 from tests.conftest import ROOT
+from versioned_lambda_api import api_spec
+from versioned_lambda_api.api_spec import Route, parse_route
+from versioned_lambda_api.validation import ConfigError
 
 FUNCTION_ARN = "arn:aws:lambda:eu-west-2:123456789012:function:event-logger-function-1a2b3c4"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from components.archive import function_code_archive, source_files
 from tests.conftest import ROOT
+from versioned_lambda_api.archive import function_code_archive, source_files
 
 SOURCES: dict[str, bytes] = {
     "handler.py": b"from helpers.util import shout\n\n\ndef handler(event, context):\n"

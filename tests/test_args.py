@@ -13,12 +13,12 @@ import pytest
 from pulumi.provider.experimental.analyzer import Analyzer
 from pulumi.provider.experimental.component import ComponentProvider
 
-from components import CanaryMode, ConfigError, VersionedLambdaApi, VersionedLambdaApiArgs
-from components import args as component_args
-from components.args import parse_args
-from components.testing import start_mocks
-from components.validation import RESERVED_ENVIRONMENT_VARIABLES
 from tests.conftest import PROJECT
+from versioned_lambda_api import CanaryMode, ConfigError, VersionedLambdaApi, VersionedLambdaApiArgs
+from versioned_lambda_api import args as component_args
+from versioned_lambda_api.args import parse_args
+from versioned_lambda_api.testing import start_mocks
+from versioned_lambda_api.validation import RESERVED_ENVIRONMENT_VARIABLES
 
 TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/events"
 ROOT_KEYS = (

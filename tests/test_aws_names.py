@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.aws_names import (
+from versioned_lambda_api.aws_names import (
     AUTONAME_SUFFIX_LENGTH,
     NAME_RULES,
     autoname,

@@ -10,14 +10,14 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import ConfigError, StageArgs, VersionedLambdaApi, VersionedLambdaApiArgs
-from components.api_spec import METHOD_RESPONSE_STATUSES
-from components.args import CanaryMode
-from components.graph import ResourceRecord
-from components.preflight import preflight
-from components.testing import ACCOUNT, REGION, RecordingMocks, start_mocks
-from components.versioned_lambda_api import TYPE_TOKEN
 from tests.conftest import PROJECT
+from versioned_lambda_api import ConfigError, StageArgs, VersionedLambdaApi, VersionedLambdaApiArgs
+from versioned_lambda_api.analysis.graph import ResourceRecord
+from versioned_lambda_api.analysis.preflight import preflight
+from versioned_lambda_api.api_spec import METHOD_RESPONSE_STATUSES
+from versioned_lambda_api.args import CanaryMode
+from versioned_lambda_api.component import TYPE_TOKEN
+from versioned_lambda_api.testing import ACCOUNT, REGION, RecordingMocks, start_mocks
 
 FUNCTION = "aws:lambda/function:Function"
 ALIAS = "aws:lambda/alias:Alias"

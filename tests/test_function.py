@@ -3,8 +3,8 @@
 Each test checks what the client would get *and* what the table holds afterwards. Every reply
 is taken the way the deployed API takes it: encoded as the python3.12+ Lambda runtime encodes
 it (``ensure_ascii=False`` JSON, then UTF-8, which fails on a lone surrogate), then rendered by
-the API's default integration response template (components.api_spec, through the project's
-VTL renderer), which picks the status and reads numbers as doubles. The table is inspected
+the API's default integration response template (versioned_lambda_api.api_spec, through the
+project's VTL renderer), which picks the status and reads numbers as doubles. The table is inspected
 with a Scan from the test's own client; the handler's client refuses Scan.
 """
 
@@ -28,9 +28,9 @@ import botocore.exceptions
 import pytest
 from moto import mock_aws
 
-from components import api_spec
-from components.vtl import TemplateInput, render, render_response
 from tests.events_table import create_events_table
+from versioned_lambda_api import api_spec
+from versioned_lambda_api.analysis.vtl import TemplateInput, render, render_response
 
 HANDLER_PATH = Path(__file__).resolve().parents[1] / "function" / "handler.py"
 HANDLER_LOGGER = "event_logger_handler"

@@ -47,7 +47,7 @@ TABLE_NAME = "event-logger-runtime-test"
 STAGE = "prod"
 # More than one write shard, so that listing merges shards and pages carry every position.
 SHARDS = 3
-# The deployed function's timeout (components.args.DEFAULT_TIMEOUT_SECONDS).
+# The deployed function's timeout (versioned_lambda_api.args.DEFAULT_TIMEOUT_SECONDS).
 TIMEOUT_S = 10.0
 SHORT_TIMEOUT_S = 3.0
 CONCURRENCY = 20

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from components import plan
-from components.api_spec import route_tree_problems
-from components.routing import REQUEST_METHODS
 from tests.conftest import ROOT
+from versioned_lambda_api.analysis import plan
+from versioned_lambda_api.analysis.routing import REQUEST_METHODS
+from versioned_lambda_api.api_spec import route_tree_problems
 
 PROGRAM = ROOT / "tests" / "programs" / "many_routes"
 ROUTES = 100

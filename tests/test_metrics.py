@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from components import metrics
-from components.metrics import (
+from versioned_lambda_api import metrics
+from versioned_lambda_api.metrics import (
     AlarmDefinition,
     AlarmThresholds,
     Expression,

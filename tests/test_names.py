@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from components import aws_names, names
-from components.validation import ConfigError
+from versioned_lambda_api import aws_names, names
+from versioned_lambda_api.validation import ConfigError
 
 ROLES = ("live-alias", "canary-alias", "stage", "dashboard", "live-error-rate-alarm")
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from components import openapi
-from components.api_spec import (
+from versioned_lambda_api import openapi
+from versioned_lambda_api.api_spec import (
     INTEGRATION_RESPONSES,
     METHOD_RESPONSE_STATUSES,
     Route,

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from components import plan
-from components.args import StagePlan
-from components.graph import ResourceGraph, ResourceRecord
-from components.preflight import RULES
-from components.routing import ALIAS, FUNCTION, REST_API, openapi_document
 from tests.conftest import ROOT
+from versioned_lambda_api.analysis import plan
+from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
+from versioned_lambda_api.analysis.preflight import RULES
+from versioned_lambda_api.analysis.routing import ALIAS, FUNCTION, REST_API, openapi_document
+from versioned_lambda_api.args import StagePlan
 
 SHOP_FUNCTION = ROOT / "tests" / "programs" / "many_routes" / "function"
 
@@ -30,7 +30,7 @@ def run_plan(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_shipped_stacks_plan_cleanly_from_the_command_line(stack: str) -> None:
     result = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "components.plan", "--stack", stack],
+        [sys.executable, "-m", "versioned_lambda_api.analysis.plan", "--stack", stack],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,7 +47,7 @@ def test_text_plan_shows_tree_routing_templates_and_findings(
     code, out, _ = run_plan(capsys, "--stack", "prod", "--set", "stableVersion=3")
     assert code == 0
     lines = out.splitlines()
-    component = lines.index("  event-logger  [event-logger:index:VersionedLambdaApi]")
+    component = lines.index("  event-logger  [versioned-lambda-api:index:VersionedLambdaApi]")
     assert "    event-logger-function  [lambda:Function]" in lines[component:]
     assert "  events  [dynamodb:Table]" in lines
     assert "  prod     90%  → prod         → v3 (pinned)" in lines
@@ -176,7 +176,15 @@ def test_a_failing_program_exits_2_with_its_reason_and_no_runtime_noise(
 ) -> None:
     program = write_program(tmp_path / "broken", _REGISTERS_THEN + f"    {failure}\n")
     result = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "components.plan", "--stack", "dev", "--program", str(program)],
+        [
+            sys.executable,
+            "-m",
+            "versioned_lambda_api.analysis.plan",
+            "--stack",
+            "dev",
+            "--program",
+            str(program),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -216,7 +224,7 @@ def _two_shops(folder: Path) -> Path:
         f"""
         from pathlib import Path
 
-        from components import VersionedLambdaApi, function_code_archive
+        from versioned_lambda_api import VersionedLambdaApi, function_code_archive
 
         for name, stable in (("orders", 3), ("billing", 7)):
             VersionedLambdaApi(

@@ -17,9 +17,10 @@ from typing import Any, Literal
 import pulumi
 import pytest
 
-from components import VersionedLambdaApi, VersionedLambdaApiArgs
-from components.graph import ResourceGraph, ResourceRecord
-from components.preflight import (
+from tests.conftest import PROJECT, run_stack
+from versioned_lambda_api import VersionedLambdaApi, VersionedLambdaApiArgs
+from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
+from versioned_lambda_api.analysis.preflight import (
     LAMBDA_POLICY_LIMIT,
     RULES,
     Finding,
@@ -27,8 +28,7 @@ from components.preflight import (
     preflight,
     source_arn_covers,
 )
-from components.testing import start_mocks
-from tests.conftest import PROJECT, run_stack
+from versioned_lambda_api.testing import start_mocks
 
 Source = Literal["openapi", "resources"]
 SOURCES: tuple[Source, ...] = ("openapi", "resources")
@@ -1599,5 +1599,5 @@ def test_findings_wrap_into_an_80_column_terminal() -> None:
     findings = check(broken_everywhere())
     words = [word for f in findings for text in (f.message, f.fix) for word in text.split()]
     longest = max(words, key=len)
-    # Wrapped with a six-column indent, as `python -m components.plan` prints them.
+    # Wrapped with a six-column indent, as the plan prints them.
     assert len(longest) <= 74, longest

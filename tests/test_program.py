@@ -7,9 +7,14 @@ import re
 
 import pytest
 
-from components.routing import RouteShare, routing_table
-from components.testing import ProgramError, ProgramRun, execute_program, start_program_mocks
 from tests.conftest import ROOT, run_stack
+from versioned_lambda_api.analysis.routing import RouteShare, routing_table
+from versioned_lambda_api.testing import (
+    ProgramError,
+    ProgramRun,
+    execute_program,
+    start_program_mocks,
+)
 
 TABLE = "aws:dynamodb/table:Table"
 PERMISSION = "aws:lambda/permission:Permission"
@@ -135,7 +140,7 @@ def test_a_stable_version_never_published_fails_before_any_alias_changes() -> No
 
 
 def test_alias_mode_shows_the_weights_inside_the_live_alias_in_the_routing_table() -> None:
-    """What `python -m components.plan --stack prod --set canaryMode=alias --set
+    """What `python -m versioned_lambda_api.analysis.plan --stack prod --set canaryMode=alias --set
     stableVersion=3` prints as the routing table."""
     run = run_stack("prod", {"canaryMode": "alias", "stableVersion": "3"}, published_version=4)
     assert routing_table(run.graph) == [

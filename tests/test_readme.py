@@ -5,8 +5,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from components.testing import run_program
 from tests.conftest import ROOT
+from versioned_lambda_api.testing import run_program
 
 README = (ROOT / "README.md").read_text()
 
@@ -20,7 +20,7 @@ def python_example(marker: str) -> str:
 
 def test_the_test_kit_example_passes_against_this_project() -> None:
     namespace: dict[str, Any] = {"__file__": str(ROOT / "tests" / "test_example.py")}
-    exec(python_example("from components.testing import run_program"), namespace)  # noqa: S102
+    exec(python_example("from versioned_lambda_api.testing import run_program"), namespace)  # noqa: S102
     tests = [value for name, value in namespace.items() if name.startswith("test_")]
     assert tests
     for test in tests:

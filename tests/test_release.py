@@ -15,13 +15,13 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from components.metrics import Role
 from release import aws
 from release.__main__ import main
 from release.commands import AwsClients, Release, ReleaseError
 from release.config_file import ConfigFileError, StackConfigFile
 from release.judge import JudgeConfig
 from tests.conftest import ROOT
+from versioned_lambda_api.metrics import Role
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -7,18 +7,6 @@ import json
 
 import pytest
 
-from components.graph import ResourceRecord
-from components.routing import (
-    ALIAS,
-    REQUEST_METHODS,
-    STAGE,
-    RouteShare,
-    endpoints,
-    invocations,
-    openapi_problem,
-    routing_table,
-    traffic_shares,
-)
 from tests.test_preflight import (
     FUNCTION,
     FUNCTION_ARN,
@@ -30,6 +18,18 @@ from tests.test_preflight import (
     edit_integration,
     healthy,
     set_body,
+)
+from versioned_lambda_api.analysis.graph import ResourceRecord
+from versioned_lambda_api.analysis.routing import (
+    ALIAS,
+    REQUEST_METHODS,
+    STAGE,
+    RouteShare,
+    endpoints,
+    invocations,
+    openapi_problem,
+    routing_table,
+    traffic_shares,
 )
 
 

@@ -13,8 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from release.judge import Decision, JudgeConfig, Period, expected_sample_size, judge
-from release.simulate import (
+from bench.simulate import (
     CanaryJudge,
     CodeDeployAlarm,
     FlaggerAnalysis,
@@ -37,6 +36,7 @@ from release.simulate import (
     summarize,
     tune,
 )
+from release.judge import Decision, JudgeConfig, Period, expected_sample_size, judge
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = LatencyModel(median_ms=150.0, sigma=0.8155)

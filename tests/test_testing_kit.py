@@ -18,8 +18,9 @@ import pulumi
 import pytest
 import yaml
 
-from components import ConfigError
-from components.testing import (
+from tests.conftest import ROOT
+from versioned_lambda_api import ConfigError
+from versioned_lambda_api.testing import (
     ACCOUNT,
     REGION,
     ProgramError,
@@ -28,13 +29,12 @@ from components.testing import (
     stack_config,
     start_program_mocks,
 )
-from tests.conftest import ROOT
 
 CONSUMER_MAIN = """
 from pathlib import Path
 
 import pulumi
-from components import VersionedLambdaApi, function_code_archive
+from versioned_lambda_api import VersionedLambdaApi, function_code_archive
 
 config = pulumi.Config()
 api = VersionedLambdaApi(
@@ -505,7 +505,7 @@ def test_a_failing_program_prints_nothing(tmp_path: Path) -> None:
         import asyncio
         import gc
         from pathlib import Path
-        from components.testing import ProgramError, run_program
+        from versioned_lambda_api.testing import ProgramError, run_program
 
         asyncio.set_event_loop(asyncio.new_event_loop())
 

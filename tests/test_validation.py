@@ -10,9 +10,11 @@ import pulumi
 import pytest
 import yaml
 
-from components import args as component_args
-from components import stack_config, validation
-from components.args import (
+import stack_config
+from tests.conftest import ROOT
+from versioned_lambda_api import args as component_args
+from versioned_lambda_api import validation
+from versioned_lambda_api.args import (
     CanaryMode,
     StageArgs,
     StagePlan,
@@ -20,10 +22,9 @@ from components.args import (
     parse_args,
     parse_stage,
 )
-from components.metrics import AlarmThresholds, Traffic
-from components.testing import stack_config as cli_stack_config
-from components.validation import ConfigError
-from tests.conftest import ROOT
+from versioned_lambda_api.metrics import AlarmThresholds, Traffic
+from versioned_lambda_api.testing import stack_config as cli_stack_config
+from versioned_lambda_api.validation import ConfigError
 
 KEY = "stages[3].some_key"
 LONGEST_ALIAS = "a" * 128

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from components import api_spec
-from components.vtl import TemplateError, TemplateInput, render, render_response
+from versioned_lambda_api import api_spec
+from versioned_lambda_api.analysis.vtl import TemplateError, TemplateInput, render, render_response
 
 CONTEXT: dict[str, object] = {
     "stage": "prod",

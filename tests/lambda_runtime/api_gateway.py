@@ -1,13 +1,13 @@
 """API Gateway's side of a non-proxy Lambda integration, offline.
 
 A client request is turned into the function's event by rendering the API's real default
-request template (``components.api_spec.DEFAULT_REQUEST_TEMPLATE``) with
-``components.vtl.render``; the environment invokes the function with it; the outcome is turned
-into what the client gets by the API's real integration responses
-(``components.api_spec.INTEGRATION_RESPONSES``): a Lambda error picks the response whose
+request template (``versioned_lambda_api.api_spec.DEFAULT_REQUEST_TEMPLATE``) with
+``versioned_lambda_api.analysis.vtl.render``; the environment invokes the function with it;
+the outcome is turned into what the client gets by the API's real integration responses
+(``versioned_lambda_api.api_spec.INTEGRATION_RESPONSES``): a Lambda error picks the response whose
 selection pattern matches its ``errorMessage`` (the default one when none does), a reply the
-default one, and ``components.vtl.render_response`` renders its template, with the status that
-``$context.responseOverride.status`` sets, if any.
+default one, and ``versioned_lambda_api.analysis.vtl.render_response`` renders its template,
+with the status that ``$context.responseOverride.status`` sets, if any.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import api_spec
-from components.vtl import TemplateInput, render, render_response
 from tests.lambda_runtime.environment import LambdaEnvironment
 from tests.lambda_runtime.runtime_api import InvocationResult
+from versioned_lambda_api import api_spec
+from versioned_lambda_api.analysis.vtl import TemplateInput, render, render_response
 
 # What API Gateway answers when the integration itself fails (Lambda refused the payload).
 _INTEGRATION_FAILURE = '{"message": "Internal server error"}'

@@ -317,8 +317,8 @@ def _exit_reason(process: subprocess.Popen[bytes]) -> str:
 
 def build_task_root(source_dir: Path, target: Path) -> Path:
     """Lay out ``source_dir``'s Python sources as the deployed archive holds them."""
-    # Imported here: components.archive imports pulumi, which only the main venv has.
-    from components.archive import source_files  # noqa: PLC0415
+    # Imported here: versioned_lambda_api.archive imports pulumi, which only the main venv has.
+    from versioned_lambda_api.archive import source_files  # noqa: PLC0415
 
     target.mkdir(parents=True, exist_ok=True)
     for relative, path in source_files(source_dir).items():

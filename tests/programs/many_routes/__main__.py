@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pulumi
 
-from components import RouteArgs, VersionedLambdaApi, function_code_archive
+from versioned_lambda_api import RouteArgs, VersionedLambdaApi, function_code_archive
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 

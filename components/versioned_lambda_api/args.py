@@ -14,8 +14,8 @@ from typing import NotRequired, TypedDict
 
 import pulumi
 
-from components import metrics, validation
-from components.api_spec import ALIAS_STAGE_VARIABLE, Route, parse_route, unique_routes
+from versioned_lambda_api import metrics, validation
+from versioned_lambda_api.api_spec import ALIAS_STAGE_VARIABLE, Route, parse_route, unique_routes
 
 DEFAULT_RUNTIME = "python3.13"
 DEFAULT_MEMORY_MB = 256

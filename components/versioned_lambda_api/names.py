@@ -8,8 +8,8 @@ plain ``-`` would have given both the same URN.
 
 Physical names: pulumi-aws autonames most children ``<logical name>-<7 hex>``; the invoke
 permissions' statement ids and the dashboards are named here. Each must fit its type's rule
-(:mod:`components.aws_names`), which is what bounds the component and stage names: the limits
-are derived from every physical name built from them, not written down separately.
+(:mod:`versioned_lambda_api.aws_names`), which is what bounds the component and stage names:
+the limits are derived from every physical name built from them, not written down separately.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from components import aws_names, metrics
-from components.validation import ConfigError
+from versioned_lambda_api import aws_names, metrics
+from versioned_lambda_api.validation import ConfigError
 
 FUNCTION = "aws:lambda/function:Function"
 ROLE = "aws:iam/role:Role"

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components.vtl import TemplateError, TemplateInput, render
+from versioned_lambda_api.analysis.vtl import TemplateError, TemplateInput, render
 
 SAMPLE_BODY = '{"note": "it\'s \\"q\\" — ü"}'
 """A body with the characters templates most often mangle: quotes, apostrophes, non-ASCII."""

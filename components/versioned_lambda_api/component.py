@@ -2,9 +2,9 @@
 whose stages pick the alias they invoke, with canary releases.
 
 The decisions (what a stage routes where, templates, the OpenAPI document, ARNs, names, what
-its alarms watch) live in :mod:`components.args`, :mod:`components.api_spec`,
-:mod:`components.openapi`, :mod:`components.names` and :mod:`components.metrics`; this module
-only wires resources from them.
+its alarms watch) live in :mod:`versioned_lambda_api.args`, :mod:`versioned_lambda_api.api_spec`,
+:mod:`versioned_lambda_api.openapi`, :mod:`versioned_lambda_api.names` and
+:mod:`versioned_lambda_api.metrics`; this module only wires resources from them.
 """
 
 import json
@@ -13,17 +13,21 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import api_spec, metrics, names, openapi
-from components.args import (
+from versioned_lambda_api import api_spec, metrics, names, openapi
+from versioned_lambda_api.args import (
     ApiPlan,
     PolicyStatementArgs,
     StagePlan,
     VersionedLambdaApiArgs,
     parse_args,
 )
-from components.validation import ConfigError
+from versioned_lambda_api.validation import ConfigError
 
-TYPE_TOKEN = "event-logger:index:VersionedLambdaApi"  # noqa: S105 - not a secret
+PACKAGE = "versioned-lambda-api"
+TYPE_TOKEN = f"{PACKAGE}:index:VersionedLambdaApi"
+# The token before the component became a package of its own: stacks that hold it keep their
+# component, and with it every child's URN, instead of replacing them.
+PREVIOUS_TYPE_TOKEN = "event-logger:index:VersionedLambdaApi"  # noqa: S105 - not a secret
 
 _LAMBDA_ASSUME_ROLE_POLICY = json.dumps(
     {
@@ -117,7 +121,14 @@ class VersionedLambdaApi(pulumi.ComponentResource):
         # Validate before registering anything, so a bad input leaves nothing half-created.
         plan = parse_args(args)
         names.check_names(name, [stage.name for stage in plan.stages])
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        super().__init__(
+            TYPE_TOKEN,
+            name,
+            None,
+            pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=PREVIOUS_TYPE_TOKEN)])
+            ),
+        )
         self._component_name = name
         self._plan = plan
 

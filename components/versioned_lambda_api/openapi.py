@@ -27,7 +27,7 @@ import hashlib
 import json
 from typing import Any
 
-from components.api_spec import (
+from versioned_lambda_api.api_spec import (
     INTEGRATION_RESPONSES,
     JSON_CONTENT_TYPE,
     METHOD_RESPONSE_STATUSES,

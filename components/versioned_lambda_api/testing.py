@@ -1,7 +1,7 @@
 """A test kit for programs that use the component: run a program for a stack under recording
 mocks, with no Pulumi CLI, no credentials and no network, and inspect what it would deploy.
 
-    from components.testing import run_program
+    from versioned_lambda_api.testing import run_program
 
     run = run_program(Path("."), "prod", {"stableVersion": "3"}, published_version=4)
     canary = next(row for row in run.routing() if row.stage == "prod" and row.role == "canary")
@@ -10,7 +10,7 @@ mocks, with no Pulumi CLI, no credentials and no network, and inspect what it wo
 
 The mocks answer like AWS and pulumi-aws would: physical names as the provider makes them
 (``<logical name>-<7 hex>`` where it autonames, checked against each type's maximum length and
-characters in :mod:`components.aws_names`), ARNs in the partition of the configured
+characters in :mod:`versioned_lambda_api.aws_names`), ARNs in the partition of the configured
 ``aws:region``, API ids, invoke URLs, published versions, API key values and ``getFunction``
 lookups, under camelCase keys as the engine sends them. A name the provider or AWS would refuse
 fails the run as the preview would. They also record each resource's parent and dependencies,
@@ -43,10 +43,10 @@ import pulumi
 import yaml
 from pulumi.runtime.mocks import MockMonitor
 
-from components.aws_names import NAME_RULES, autoname, autoname_problem, name_problem
-from components.graph import ResourceGraph, ResourceRecord
-from components.preflight import Finding, preflight
-from components.routing import RouteShare, routing_table
+from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
+from versioned_lambda_api.analysis.preflight import Finding, preflight
+from versioned_lambda_api.analysis.routing import RouteShare, routing_table
+from versioned_lambda_api.aws_names import NAME_RULES, autoname, autoname_problem, name_problem
 
 REGION = "us-east-1"
 """The region when the program's config sets no ``aws:region``."""

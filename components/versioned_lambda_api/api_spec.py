@@ -1,7 +1,7 @@
 """The API's shape as plain data: routes, mapping templates, error responses, ARNs.
 
 Nothing here creates resources or touches Outputs, so every routing decision is testable as a
-plain function; :mod:`components.openapi` assembles them into the API's OpenAPI document.
+plain function; :mod:`versioned_lambda_api.openapi` assembles them into the API's OpenAPI document.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from components.validation import ConfigError
+from versioned_lambda_api.validation import ConfigError
 
 ALIAS_STAGE_VARIABLE = "lambdaAlias"
 """The stage variable whose value is the Lambda alias a stage (or its canary) invokes."""

@@ -1,9 +1,9 @@
 """Offline preflight checks: what in a resource graph would fail or be unsafe once deployed.
 
 Each rule is a small function from the graph to findings; :func:`preflight` runs them all. The
-rules read the graph (and :mod:`components.routing`'s view of it, which reads a REST API from its
-OpenAPI ``body`` and from Method/Integration resources alike) the way AWS would evaluate the
-deployed resources:
+rules read the graph (and :mod:`versioned_lambda_api.analysis.routing`'s view of it, which
+reads a REST API from its OpenAPI ``body`` and from Method/Integration resources alike) the way
+AWS would evaluate the deployed resources:
 
 * Lambda resource policies are per qualifier: a permission on the unqualified function does not
   let API Gateway invoke an alias or a version, and a permission on an alias does not cover the
@@ -24,11 +24,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components import api_spec, routing
-from components.aws_names import NAME_RULES, autoname, autoname_problem, name_problem
-from components.graph import ResourceGraph, ResourceRecord
-from components.routing import Endpoint, Invocation
-from components.samples import render_request
+from versioned_lambda_api import api_spec
+from versioned_lambda_api.analysis import routing
+from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
+from versioned_lambda_api.analysis.routing import Endpoint, Invocation
+from versioned_lambda_api.analysis.samples import render_request
+from versioned_lambda_api.aws_names import NAME_RULES, autoname, autoname_problem, name_problem
 
 Severity = Literal["error", "warning"]
 
@@ -982,7 +983,7 @@ def _rendering_findings(
             f"the {content_type} request template of {route} does not render to valid JSON "
             f"for a sample request to {', '.join(failed)}: {first_error}",
             "make the template render a JSON object for every request; preview it with "
-            "python -m components.plan --stack <stack>",
+            "python -m versioned_lambda_api.analysis.plan --stack <stack>",
         )
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi.runtime.config
 
-from components import args as component_args
-from components import metrics, names, validation
-from components.args import StageArgs
+from versioned_lambda_api import args as component_args
+from versioned_lambda_api import metrics, names, validation
+from versioned_lambda_api.args import StageArgs
 
 NAMESPACE = "event-logger"
 

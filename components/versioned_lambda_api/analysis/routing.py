@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from components.graph import ResourceGraph, ResourceRecord
+from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
 
 REST_API = "aws:apigateway/restApi:RestApi"
 API_RESOURCE = "aws:apigateway/resource:Resource"

@@ -1,6 +1,6 @@
 """See and prove a stack's routing before anything is deployed.
 
-    python -m components.plan --stack prod [--program DIR] [--set key=value ...]
+    python -m versioned_lambda_api.analysis.plan --stack prod [--program DIR] [--set key=value ...]
                               [--format text|json] [--allow-open] [--openapi DIR]
 
 Runs the stack's real program with its stack file's config under recording mocks (no Pulumi
@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.graph import ResourceGraph, ResourceRecord
-from components.preflight import Finding, preflight
-from components.routing import (
+from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
+from versioned_lambda_api.analysis.preflight import Finding, preflight
+from versioned_lambda_api.analysis.routing import (
     ALIAS,
     FUNCTION,
     REST_API,
@@ -36,8 +36,8 @@ from components.routing import (
     openapi_document,
     routing_table,
 )
-from components.samples import RenderedTemplate, render_request
-from components.testing import (
+from versioned_lambda_api.analysis.samples import RenderedTemplate, render_request
+from versioned_lambda_api.testing import (
     ProgramError,
     ProgramRun,
     execute_program,
@@ -273,7 +273,7 @@ def format_json(plan: Plan) -> str:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m components.plan",
+        prog="python -m versioned_lambda_api.analysis.plan",
         description="Show a stack's resources, routing and rendered templates, and check them, "
         "without deploying anything.",
     )
