@@ -6,6 +6,7 @@ import asyncio
 import types
 import typing
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, ForwardRef
 
 import pulumi
@@ -14,15 +15,25 @@ from pulumi.provider.experimental.analyzer import Analyzer
 from pulumi.provider.experimental.component import ComponentProvider
 
 from tests.conftest import PROJECT
-from versioned_lambda_api import CanaryMode, ConfigError, VersionedLambdaApi, VersionedLambdaApiArgs
+from versioned_lambda_api import (
+    CanaryMode,
+    ConfigError,
+    VersionedLambdaApi,
+    VersionedLambdaApiArgs,
+    function_code_archive,
+)
 from versioned_lambda_api import args as component_args
 from versioned_lambda_api.args import parse_args
 from versioned_lambda_api.testing import start_mocks
 from versioned_lambda_api.validation import RESERVED_ENVIRONMENT_VARIABLES
 
 TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/events"
+CODE_REQUIRED = (
+    "code or code_path is required: the function's code as an archive (code) or its source "
+    "folder (code_path)"
+)
 ROOT_KEYS = (
-    "code, handler, routes, stages, runtime, memory_size, timeout, environment, "
+    "code, code_path, handler, routes, stages, runtime, memory_size, timeout, environment, "
     "policy_statements, log_retention_days, api_key_required, alarm_actions"
 )
 
@@ -67,7 +78,7 @@ def without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (without(valid_args(), "code"), "code is required: a pulumi.Archive"),
+        (without(valid_args(), "code"), CODE_REQUIRED),
         (without(valid_args(), "handler"), "handler is required: a string"),
         (without(valid_args(), "routes"), "routes is required: a list of dicts (RouteArgs)"),
         (without(valid_args(), "stages"), "stages is required: a list of dicts (StageArgs)"),
@@ -99,7 +110,7 @@ def test_a_missing_required_key_is_named_by_its_path_with_what_it_takes(
 
 def test_every_missing_required_key_is_reported_at_once() -> None:
     assert refusal({}) == [
-        "code is required: a pulumi.Archive",
+        CODE_REQUIRED,
         "handler is required: a string",
         "routes is required: a list of dicts (RouteArgs)",
         "stages is required: a list of dicts (StageArgs)",
@@ -425,6 +436,85 @@ def test_the_plan_carries_the_function_inputs_for_the_component_to_use() -> None
     assert parse(valid_args()).environment == {}
 
 
+# --- Where the code comes from: an archive or a folder -----------------------------------------
+
+
+def write_function(folder: Path) -> Path:
+    (folder / "helpers").mkdir(parents=True)
+    (folder / "handler.py").write_text("def handler(event, context): ...\n")
+    (folder / "helpers" / "__init__.py").write_text("")
+    (folder / "tests").mkdir()
+    (folder / "tests" / "test_handler.py").write_text("def test(): ...\n")
+    return folder
+
+
+def archived_files(archive: pulumi.Archive) -> dict[str, str]:
+    assert isinstance(archive, pulumi.AssetArchive)
+    files: dict[str, str] = {}
+    for name, asset in archive.assets.items():
+        assert isinstance(asset, pulumi.FileAsset)
+        files[name] = str(asset.path)
+    return files
+
+
+def test_code_path_is_archived_like_function_code_archive(tmp_path: Path) -> None:
+    folder = write_function(tmp_path / "function")
+    plan = parse(without(valid_args(code_path=str(folder)), "code"))
+    assert archived_files(plan.code) == archived_files(function_code_archive(folder))
+    assert sorted(archived_files(plan.code)) == ["handler.py", "helpers/__init__.py"]
+
+
+def test_a_relative_code_path_is_resolved_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_function(tmp_path / "function")
+    monkeypatch.chdir(tmp_path)
+    plan = parse(without(valid_args(code_path="function"), "code"))
+    assert sorted(archived_files(plan.code)) == ["handler.py", "helpers/__init__.py"]
+
+
+def test_code_and_code_path_together_are_refused_with_the_other_problems(tmp_path: Path) -> None:
+    folder = write_function(tmp_path / "function")
+    assert refusal(valid_args(code_path=str(folder), handler=None)) == [
+        "code and code_path are both set; give exactly one: the function's code as an archive "
+        "(code) or its source folder (code_path)",
+        "handler must be a string, got None",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code_path", "line"),
+    [
+        (5, "code_path must be a string, got 5"),
+        ("", "code_path must name the function's source folder, got ''"),
+        ("  ", "code_path must name the function's source folder, got '  '"),
+    ],
+)
+def test_a_code_path_that_is_no_path_is_refused(code_path: object, line: str) -> None:
+    assert refusal(without(valid_args(code_path=code_path), "code")) == [line]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (None, "does not exist"),
+        ({"notes.txt": "todo"}, r"holds no \.py files"),
+    ],
+    ids=["missing", "no-sources"],
+)
+def test_a_code_path_without_sources_is_refused_naming_the_key_and_folder(
+    tmp_path: Path, files: dict[str, str] | None, message: str
+) -> None:
+    folder = tmp_path / "function"
+    for name, content in (files or {}).items():
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_text(content)
+    with pytest.raises(ConfigError, match=message) as raised:
+        parse(without(valid_args(code_path=str(folder)), "code"))
+    assert str(raised.value).startswith(f"code_path: function source folder {folder} ")
+    assert "resolved against the working directory" in str(raised.value)
+
+
 @pytest.mark.parametrize("mode", [CanaryMode.ALIAS, "alias"])
 def test_canary_mode_takes_the_enum_member_or_its_value(mode: str) -> None:
     (planned,) = parse(valid_args(stages=[stage(canary_mode=mode)])).stages
@@ -499,7 +589,10 @@ def test_pulumis_analyzer_publishes_the_args_with_canary_mode_as_a_string_enum()
     analyzed = Analyzer("event-logger").analyze([_Published])
     inputs = analyzed["component_definitions"]["_Published"].inputs
     required = {name for name, prop in inputs.items() if not prop.optional}
-    assert required == {"code", "handler", "routes", "stages"}
+    # code and code_path: exactly one, which a schema cannot say; parse_args checks it.
+    assert required == {"handler", "routes", "stages"}
+    assert inputs["codePath"].type is not None
+    assert inputs["codePath"].type.value == "string"
     assert inputs["code"].ref == "pulumi.json#/Archive"
     types_ = analyzed["type_definitions"]
     assert set(types_) == {"RouteArgs", "StageArgs", "CanaryMode", "PolicyStatementArgs"}

@@ -10,11 +10,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import NotRequired, TypedDict
 
 import pulumi
 
-from versioned_lambda_api import metrics, validation
+from versioned_lambda_api import archive, metrics, validation
 from versioned_lambda_api.api_spec import ALIAS_STAGE_VARIABLE, Route, parse_route, unique_routes
 
 DEFAULT_RUNTIME = "python3.13"
@@ -108,10 +109,18 @@ class PolicyStatementArgs(TypedDict):
 
 
 class VersionedLambdaApiArgs(TypedDict):
-    """Inputs of :class:`components.VersionedLambdaApi`."""
+    """Inputs of :class:`versioned_lambda_api.VersionedLambdaApi`. Give the function's code as
+    exactly one of ``code`` and ``code_path``."""
 
-    code: pulumi.Archive
-    """The function's code, e.g. from :func:`components.function_code_archive`."""
+    code: NotRequired[pulumi.Archive]
+    """The function's code as an archive, e.g. from
+    :func:`versioned_lambda_api.function_code_archive`."""
+    code_path: NotRequired[str]
+    """The function's source folder, archived by the component: its ``.py`` files only, without
+    tests, caches or hidden files, so that the same sources always ship the same bytes and a
+    deploy publishes a version only when a source changed. A relative path is resolved against
+    the program's folder (the working directory Pulumi runs the program and this component's
+    provider in)."""
     handler: str
     """Handler entry point, ``module.function`` (at most 128 characters)."""
     routes: list[RouteArgs]
@@ -343,7 +352,9 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
     below is handed something it cannot read. Then the values, stopping at the first the
     component or AWS would refuse.
     """
-    problems = validation.shape_problems(args, VersionedLambdaApiArgs, "")
+    problems = _code_source_problems(args) + validation.shape_problems(
+        args, VersionedLambdaApiArgs, ""
+    )
     if problems:
         raise validation.ConfigError("\n".join(problems))
     timeout = validation.integer_in_range(
@@ -369,7 +380,7 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
         validation.iam_actions(statement["actions"], f"{key}.actions")
         validation.iam_resources(statement["resources"], f"{key}.resources")
     return ApiPlan(
-        code=args["code"],
+        code=args["code"] if "code" in args else code_archive(args["code_path"]),
         handler=validation.handler(args["handler"], "handler"),
         routes=routes,
         stages=stages,
@@ -388,3 +399,32 @@ def parse_args(args: VersionedLambdaApiArgs) -> ApiPlan:
         alarm_actions=alarm_actions(args.get("alarm_actions", []), "alarm_actions"),
         environment=validation.environment_variables(args.get("environment", {}), "environment"),
     )
+
+
+def _code_source_problems(args: object) -> list[str]:
+    """What is wrong with where the code comes from: exactly one of the two keys gives it."""
+    if not isinstance(args, Mapping):
+        return []  # the shape check says what args must be
+    given = [key for key in ("code", "code_path") if key in args]
+    if len(given) == 1:
+        return []
+    what = "the function's code as an archive (code) or its source folder (code_path)"
+    if not given:
+        return [f"code or code_path is required: {what}"]
+    return [f"code and code_path are both set; give exactly one: {what}"]
+
+
+def code_archive(code_path: str) -> pulumi.Archive:
+    """The deterministic archive of the sources in ``code_path`` (see
+    :func:`versioned_lambda_api.archive.function_code_archive`)."""
+    if not code_path.strip():
+        raise validation.ConfigError(
+            f"code_path must name the function's source folder, got {code_path!r}"
+        )
+    try:
+        return archive.function_code_archive(Path(code_path))
+    except FileNotFoundError as error:
+        raise validation.ConfigError(
+            f"code_path: {error} (a relative path is resolved against the working directory, "
+            f"{Path.cwd()}, which Pulumi sets to the program's folder)"
+        ) from None
