@@ -1,19 +1,26 @@
-"""python -m release {status,start,advance,promote,rollback,watch} --stack STACK [options]"""
+"""event-logger-release {status,start,advance,promote,rollback,watch} --stack STACK [options]
+
+Also ``python -m release``. Exit status: 0 done, 1 the step failed (its state, Pulumi or AWS
+refused it), 2 the command line is wrong (options, the program folder, the stack), 130 stopped
+by Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from release import __version__
 from release.commands import DEFAULT_STEPS, AwsClients, Release, ReleaseError
-from release.config_file import ConfigFileError, StackConfigFile
-from release.deploy import ApplyError, PulumiDeployer
+from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
+from release.deploy import ApplyError, Deployer, PulumiDeployer
 from release.judge import DEFAULT_CONFIG, JudgeConfig
 
-PROJECT = "event-logger"
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 def _steps(text: str) -> tuple[float, ...]:
@@ -40,62 +47,153 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m release",
-        description="Take a stack's canary from start to promotion or rollback.",
+def _prog() -> str:
+    # Run as `python -m release`, argv[0] is the path of this file.
+    name = Path(sys.argv[0]).name
+    return "python -m release" if name in {"__main__.py", "-c", ""} else name
+
+
+def _add_stack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name, e.g. prod")
+    parser.add_argument(
+        "--program",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="the Pulumi program's folder, holding Pulumi.yaml and Pulumi.<stack>.yaml "
+        "(default: the current folder)",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--stack", required=True, help="stack name, e.g. prod")
-    common.add_argument("--program", type=Path, default=Path("."), help="program folder")
-    common.add_argument(
+
+
+def _add_no_apply(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--no-apply",
         dest="apply",
         action="store_false",
         help="only edit the stack config file, for review; deploy it later with 'make up'",
     )
-    common.add_argument(
+
+
+def _add_steps(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--steps",
         type=_steps,
         default=DEFAULT_STEPS,
         help="canary shares to advance through (default: 10,25,50)",
     )
-    common.add_argument(
+
+
+def _add_judge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--latency-threshold-ms",
         type=float,
         help="a request slower than this counts as slow (default: live's p99 in the hour "
         "before, so the slow test compares the canary's tail with live's)",
     )
-    common.add_argument(
+    parser.add_argument(
         "--on-timeout",
         choices=("PROMOTE", "ROLLBACK"),
         default=DEFAULT_CONFIG.on_timeout,
         help="the decision when a step's bake ends undecided; a canary with too little "
         f"traffic is rolled back either way (default: {DEFAULT_CONFIG.on_timeout})",
     )
-    common.add_argument(
+    parser.add_argument(
         "--bake-minutes",
         type=_positive_int,
         default=DEFAULT_CONFIG.max_periods,
         help="the longest the judge watches one canary share before the --on-timeout "
         f"decision (default: {DEFAULT_CONFIG.max_periods}); low traffic needs longer",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", parents=[common], help="versions, metrics, verdict")
-    status.add_argument(
-        "--minutes", type=_positive_int, default=30, help="metrics window (default 30)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Take a stack's canary from start to promotion or rollback. Exit status: "
+        "0 done, 1 the step failed, 2 a wrong command line, 130 stopped by Ctrl-C.",
     )
-    commands.add_parser("start", parents=[common], help="pin the live version (stableVersion)")
-    commands.add_parser("advance", parents=[common], help="move to the next canary share")
-    commands.add_parser("promote", parents=[common], help="pin the canary's version as stable")
-    commands.add_parser("rollback", parents=[common], help="send no traffic to the canary")
-    watch = commands.add_parser("watch", parents=[common], help="judge each period and act")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # What the steps without a given option take (each subcommand has only its own options).
+    parser.set_defaults(
+        apply=True,
+        steps=DEFAULT_STEPS,
+        latency_threshold_ms=None,
+        on_timeout=DEFAULT_CONFIG.on_timeout,
+        bake_minutes=DEFAULT_CONFIG.max_periods,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, summary: str, description: str, *options: Callable[..., None]
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=description)
+        sub.set_defaults(command_parser=sub)  # to report a wrong --program or --stack
+        _add_stack(sub)
+        for add in options:
+            add(sub)
+        return sub
+
+    status = command(
+        "status",
+        "versions, shares, metrics and the judge's verdict",
+        "Show the live and the canary side (aliases, versions, shares), their metrics side by "
+        "side over the last --minutes, and the judge's verdict with its evidence. Changes "
+        "nothing.",
+        _add_judge,
+    )
+    status.add_argument(
+        "--minutes", type=_positive_int, default=30, help="metrics window (default: 30)"
+    )
+    status.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, or one JSON object on stdout for scripts (default: text)",
+    )
+    command(
+        "start",
+        "pin the live version (stableVersion)",
+        "Set stableVersion to the live version, so the next deploy's new version becomes "
+        "the canary.",
+        _add_no_apply,
+    )
+    command(
+        "advance",
+        "move the canary to the next share",
+        "Set canaryPercent to the next of --steps above it.",
+        _add_no_apply,
+        _add_steps,
+    )
+    command(
+        "promote",
+        "pin the canary's version as stable",
+        "Set stableVersion to the canary's version and canaryPercent back to the first of "
+        "--steps, for the next release.",
+        _add_no_apply,
+        _add_steps,
+    )
+    command(
+        "rollback",
+        "send no traffic to the canary",
+        "Stop the canary at once through the AWS API (the stage's canary share, or the live "
+        "alias' weights, to 0), then set canaryPercent to 0 in the stack file and apply it.",
+        _add_no_apply,
+    )
+    watch = command(
+        "watch",
+        "judge every minute; advance, promote or roll back",
+        "Judge the canary every minute and act on the verdict: advance through --steps, "
+        "then promote, or roll back. Ctrl-C stops watching and changes nothing more.",
+        _add_no_apply,
+        _add_steps,
+        _add_judge,
+    )
     watch.add_argument(
         "--max-minutes",
         type=_positive_int,
         help="stop watching after this long (default: a full bake for each remaining step)",
     )
-    return parser.parse_args(argv)
+    return parser
 
 
 def _clients(region: str | None) -> AwsClients:
@@ -109,41 +207,105 @@ def _clients(region: str | None) -> AwsClients:
     )
 
 
+def _deployer(program: Path, stack: str) -> Deployer:
+    return PulumiDeployer(program, stack)
+
+
+def _aws_error(error: Exception, config: StackConfigFile) -> str | None:
+    """What to tell the user about an error from boto3, or ``None`` if it is not one."""
+    if not type(error).__module__.startswith(("botocore", "boto3")):
+        return None
+    # botocore is loaded: the error came from it.
+    from botocore import exceptions  # noqa: PLC0415
+
+    if isinstance(error, exceptions.NoCredentialsError | exceptions.PartialCredentialsError):
+        return (
+            f"no AWS credentials ({error}): set AWS_PROFILE to a profile of ~/.aws/config "
+            "(after 'aws sso login' or 'aws configure'), or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)"
+        )
+    if isinstance(error, exceptions.NoRegionError):
+        return (
+            f"no AWS region: set aws:region in {config.path.name} ('pulumi config set "
+            f"aws:region <region> --stack {config.path.stem.removeprefix('Pulumi.')}'), or "
+            "AWS_REGION"
+        )
+    if isinstance(error, exceptions.ProfileNotFound):
+        return f"{error}: set AWS_PROFILE to a profile of ~/.aws/config, or unset it"
+    return f"AWS refused the step: {error}"
+
+
+def _interrupted(command: str, config: StackConfigFile) -> str:
+    """One line for Ctrl-C: where the stack file stands, and how to finish an apply that the
+    interrupt cut short (Pulumi cancels its update on the same Ctrl-C)."""
+    if command == "status":
+        return "interrupted"
+    stack = config.path.stem.removeprefix("Pulumi.")
+    return (
+        f"interrupted: {command} stopped; {config.path.name} says canaryPercent "
+        f"{config.get('canaryPercent')}, stableVersion {config.get('stableVersion') or 'unset'}"
+        f" (if an apply was cut short, 'make up STACK={stack}' completes it)"
+    )
+
+
+def run(args: argparse.Namespace, release: Release, config: StackConfigFile) -> None:
+    """Take the step the command line names."""
+    region = config.get_raw("aws:region")
+    if args.command == "start":
+        release.start()
+    elif args.command == "advance":
+        release.advance()
+    elif args.command == "promote":
+        release.promote()
+    elif args.command == "rollback":
+        release.rollback(_clients(region) if args.apply else None)
+    elif args.command == "status":
+        if args.format == "json":
+            report = release.status_report(_clients(region), args.minutes, datetime.now(UTC))
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            release.status(_clients(region), args.minutes, datetime.now(UTC))
+    else:
+        release.watch(_clients(region), args.max_minutes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     program = args.program.resolve()
     try:
-        config = StackConfigFile(program, PROJECT, args.stack)
-        release = Release(
-            config=config,
-            deployer=PulumiDeployer(program, args.stack),
-            apply=args.apply,
-            steps=args.steps,
-            judge_config=JudgeConfig(on_timeout=args.on_timeout, max_periods=args.bake_minutes),
-            latency_threshold_ms=args.latency_threshold_ms,
-        )
-        region = config.get_raw("aws:region")
-        if args.command == "start":
-            release.start()
-        elif args.command == "advance":
-            release.advance()
-        elif args.command == "promote":
-            release.promote()
-        elif args.command == "rollback":
-            release.rollback(_clients(region) if args.apply else None)
-        elif args.command == "status":
-            release.status(_clients(region), args.minutes, datetime.now(UTC))
-        else:
-            release.watch(_clients(region), args.max_minutes)
+        config = StackConfigFile(program, project_name(program), args.stack)
+    except NotFoundError as error:
+        args.command_parser.error(str(error))
+    except ConfigFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    # JSON goes to stdout alone; the progress lines a report prints go to stderr.
+    to_stderr = args.command == "status" and args.format == "json"
+    release = Release(
+        config=config,
+        deployer=_deployer(program, args.stack),
+        apply=args.apply,
+        steps=args.steps,
+        out=(lambda line: print(line, file=sys.stderr)) if to_stderr else print,
+        judge_config=JudgeConfig(on_timeout=args.on_timeout, max_periods=args.bake_minutes),
+        latency_threshold_ms=args.latency_threshold_ms,
+    )
+    try:
+        run(args, release, config)
+    except KeyboardInterrupt:
+        print(_interrupted(args.command, config), file=sys.stderr)
+        return INTERRUPTED
     except (ReleaseError, ApplyError, ConfigFileError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1
     except Exception as error:
         # AWS errors (no credentials, throttling, access denied) end the step, not the shell.
-        if type(error).__module__.startswith(("botocore", "boto3")):
-            print(f"error: AWS refused the step: {error}", file=sys.stderr)
-            return 2
-        raise
+        message = _aws_error(error, config)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -19,7 +19,6 @@ from release import aws
 from release.config_file import StackConfigFile
 from release.deploy import ApplyError, Deployer
 from release.judge import JudgeConfig, Verdict, judge
-from stack_config import DEFAULTS
 from versioned_lambda_api.metrics import Role, stage_traffic
 
 DEFAULT_STEPS = (10.0, 25.0, 50.0)
@@ -80,6 +79,10 @@ class Release:
 
     def _alias_mode(self) -> bool:
         """Whether the live alias itself splits off the canary share (Lambda weights)."""
+        # The program's config reader loads the Pulumi SDK: only the steps that read the
+        # stack's outputs (which load it anyway) ask this.
+        from stack_config import DEFAULTS  # noqa: PLC0415
+
         return (self.config.get("canaryMode") or DEFAULTS["canaryMode"]) == "alias"
 
     def _traffic_dimensions(self, outputs: dict[str, Any]) -> dict[Role, dict[str, str]]:
@@ -203,20 +206,38 @@ class Release:
         self.out(f"slow: over {p99:.0f} ms, live's p99 in the hour before")
         return p99
 
-    def status(self, clients: AwsClients, minutes: int, now: datetime) -> Verdict:
+    def status_report(self, clients: AwsClients, minutes: int, now: datetime) -> StatusReport:
+        """Both sides and the judge's verdict over the last ``minutes`` before ``now``, less
+        the newest minutes CloudWatch may still be filling in."""
         outputs = self._outputs()
         dimensions = self._traffic_dimensions(outputs)
         since, until = now - timedelta(minutes=minutes), now - SETTLE
         threshold = self.latency_threshold(clients, dimensions["live"], since)
         window, verdict = self.measure(clients, dimensions, since, until, threshold)
-        stack = self.config.path.stem.removeprefix("Pulumi.")
-        self.out(
-            f"stack {stack}, {aws.floor_to(since, 60):%H:%M}-{aws.floor_to(until, 60):%H:%M} "
-            f"UTC (CloudWatch's newest {SETTLE.seconds // 60} min left out: still arriving)"
+        return StatusReport(
+            stack=self.config.path.stem.removeprefix("Pulumi."),
+            since=aws.floor_to(since, 60),
+            until=aws.floor_to(until, 60),
+            latency_threshold_ms=threshold,
+            outputs=outputs,
+            percent=self._percent(),
+            alias_mode=self._alias_mode(),
+            window=window,
+            verdict=verdict,
         )
-        for line in format_status(outputs, self._percent(), window, verdict, self._alias_mode()):
+
+    def status(self, clients: AwsClients, minutes: int, now: datetime) -> Verdict:
+        """Print the status report for people; returns its verdict."""
+        report = self.status_report(clients, minutes, now)
+        self.out(
+            f"stack {report.stack}, {report.since:%H:%M}-{report.until:%H:%M} UTC "
+            f"(CloudWatch's newest {SETTLE.seconds // 60} min left out: still arriving)"
+        )
+        for line in format_status(
+            report.outputs, report.percent, report.window, report.verdict, report.alias_mode
+        ):
             self.out(line)
-        return verdict
+        return report.verdict
 
     def watch(
         self,
@@ -285,6 +306,55 @@ class Release:
     def _explain(self, action: str, verdict: Verdict) -> None:
         for line in textwrap.wrap(f"{action}: {verdict.reason}", width=78, subsequent_indent="  "):
             self.out(line)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What ``status`` shows: the stack's two sides over a window and the judge's verdict."""
+
+    stack: str
+    since: datetime
+    until: datetime
+    latency_threshold_ms: float
+    outputs: dict[str, Any]
+    percent: float
+    alias_mode: bool
+    window: aws.MetricsWindow
+    verdict: Verdict
+
+    def to_json(self) -> dict[str, Any]:
+        """The report for scripts (``status --format json``): camelCase keys, as the stack's
+        outputs; shares in percent, rates as fractions, durations in ms (null: no data)."""
+
+        def side(role: Role, summary: aws.VersionSummary) -> dict[str, Any]:
+            alias_output = "liveAlias" if role == "live" or self.alias_mode else "canaryAlias"
+            return {
+                "alias": str(self.outputs[alias_output]),
+                "version": str(self.outputs[f"{role}Version"]),
+                "percent": 100 - self.percent if role == "live" else self.percent,
+                "requests": summary.requests,
+                "errors": summary.errors,
+                "errorRate": summary.error_rate,
+                "throttles": summary.throttles,
+                "p50Ms": summary.p50_ms,
+                "p99Ms": summary.p99_ms,
+            }
+
+        return {
+            "stack": self.stack,
+            "from": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "canaryMode": "alias" if self.alias_mode else "stage",
+            "latencyThresholdMs": self.latency_threshold_ms,
+            "live": side("live", self.window.live),
+            "canary": side("canary", self.window.canary),
+            "verdict": {
+                "decision": self.verdict.decision,
+                "periods": self.verdict.periods,
+                "reason": self.verdict.reason,
+                "evidence": self.verdict.evidence,
+            },
+        }
 
 
 def _errors(summary: aws.VersionSummary) -> str:

@@ -15,7 +15,27 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 
 class ConfigFileError(Exception):
-    """The stack config file is missing or not a Pulumi stack config."""
+    """The stack config file or the project file is not what Pulumi reads."""
+
+
+class NotFoundError(ConfigFileError):
+    """The folder is not a Pulumi program, or the stack has no config file in it: the command
+    line names the wrong folder or stack."""
+
+
+def project_name(program_dir: Path) -> str:
+    """The ``name`` in the program's ``Pulumi.yaml``: the namespace of its config keys."""
+    path = program_dir / "Pulumi.yaml"
+    if not path.is_file():
+        raise NotFoundError(
+            f"{program_dir} has no Pulumi.yaml: run this in the program's folder or pass "
+            "--program DIR"
+        )
+    document = YAML(typ="safe").load(path.read_text())
+    name = document.get("name") if isinstance(document, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ConfigFileError(f"{path} has no project 'name'")
+    return name
 
 
 class StackConfigFile:
@@ -25,8 +45,13 @@ class StackConfigFile:
         self.path = program_dir / f"Pulumi.{stack}.yaml"
         self.project = project
         if not self.path.is_file():
-            raise ConfigFileError(
-                f"{self.path} does not exist: is '{stack}' a stack of this project?"
+            stacks = sorted(
+                found.name.removeprefix("Pulumi.").removesuffix(".yaml")
+                for found in program_dir.glob("Pulumi.*.yaml")
+            )
+            raise NotFoundError(
+                f"{self.path} does not exist: is '{stack}' a stack of this project? "
+                f"(stacks with a config file here: {', '.join(stacks) or 'none'})"
             )
         self._yaml = YAML()
         self._yaml.preserve_quotes = True

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from pulumi import automation
-
 
 class ApplyError(Exception):
     """The stack cannot be read or updated (no Pulumi CLI, no backend, a failed update)."""
@@ -41,6 +39,10 @@ class PulumiDeployer:
                 "this step needs the Pulumi CLI (https://www.pulumi.com/docs/install/) and AWS "
                 "credentials"
             )
+        # The Pulumi SDK is most of the tool's start-up; --help and the steps that only edit
+        # the file (--no-apply) never need it.
+        from pulumi import automation  # noqa: PLC0415
+
         env = {}
         if not os.environ.get("PULUMI_BACKEND_URL") and not _logged_in():
             # As 'make up' does: without a configured backend, state lives in the project.
@@ -58,8 +60,11 @@ class PulumiDeployer:
         return {name: output.value for name, output in self._stack().outputs().items()}
 
     def up(self, on_output: Callable[[str], None]) -> None:
+        stack = self._stack()
+        from pulumi import automation  # noqa: PLC0415 - loaded by _stack already
+
         try:
-            self._stack().up(on_output=on_output)
+            stack.up(on_output=on_output)
         except automation.errors.CommandError as error:
             raise ApplyError(f"pulumi up failed for stack {self.stack_name}: {error}") from error
 

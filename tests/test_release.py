@@ -18,7 +18,7 @@ from moto import mock_aws
 from release import aws
 from release.__main__ import main
 from release.commands import AwsClients, Release, ReleaseError
-from release.config_file import ConfigFileError, StackConfigFile
+from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
 from release.judge import JudgeConfig
 from tests.conftest import ROOT
 from versioned_lambda_api.metrics import Role
@@ -55,7 +55,8 @@ class FakeDeployer:
 
 @pytest.fixture
 def program(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "Pulumi.prod.yaml", tmp_path / "Pulumi.prod.yaml")
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 
 
@@ -103,9 +104,18 @@ def test_setting_the_same_value_changes_nothing(program: Path) -> None:
     assert config.get_raw("aws:region") == REGION
 
 
-def test_a_missing_stack_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigFileError, match=r"Pulumi\.qa\.yaml does not exist"):
-        StackConfigFile(tmp_path, "event-logger", "qa")
+def test_a_missing_stack_file_is_a_clear_error(program: Path) -> None:
+    with pytest.raises(NotFoundError, match=r"Pulumi\.qa\.yaml does not exist.*here: prod\)"):
+        StackConfigFile(program, "event-logger", "qa")
+
+
+def test_the_project_name_comes_from_pulumi_yaml(program: Path, tmp_path: Path) -> None:
+    assert project_name(program) == "event-logger"
+    with pytest.raises(NotFoundError, match="has no Pulumi.yaml: run this in the program's"):
+        project_name(tmp_path / "elsewhere")
+    (tmp_path / "Pulumi.yaml").write_text("runtime: python\n")
+    with pytest.raises(ConfigFileError, match="has no project 'name'"):
+        project_name(tmp_path)
 
 
 # --- Steps ----------------------------------------------------------------------------------
@@ -640,7 +650,7 @@ def test_cli_apply_without_the_pulumi_cli_fails_clearly(
     program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda _: None)
-    assert main(["start", "--stack", "prod", "--program", str(program)]) == 2
+    assert main(["start", "--stack", "prod", "--program", str(program)]) == 1
     err = capsys.readouterr().err
     assert "reading the stack's outputs: this step needs the Pulumi CLI" in err
     assert "Traceback" not in err
@@ -651,16 +661,34 @@ def test_cli_apply_after_an_edit_without_the_pulumi_cli_says_the_file_is_edited(
     program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda _: None)
-    assert main(["advance", "--stack", "prod", "--program", str(program)]) == 2
+    assert main(["advance", "--stack", "prod", "--program", str(program)]) == 1
     err = capsys.readouterr().err
     assert "needs the Pulumi CLI" in err
     assert "Pulumi.prod.yaml is edited, so deploy it later with 'make up STACK=prod'" in err
     assert reread(program).get("canaryPercent") == "25"
 
 
-def test_cli_unknown_stack(program: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["advance", "--stack", "qa", "--program", str(program), "--no-apply"]) == 2
-    assert "Pulumi.qa.yaml does not exist" in capsys.readouterr().err
+def test_cli_unknown_stack_is_a_usage_error(
+    program: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["advance", "--stack", "qa", "--program", str(program), "--no-apply"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: " in err
+    assert "advance: error: " in err
+    assert "Pulumi.qa.yaml does not exist" in err
+
+
+def test_cli_a_folder_without_pulumi_yaml_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["status", "--stack", "prod", "--program", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "has no Pulumi.yaml: run this in the program's folder or pass --program DIR" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
