@@ -111,7 +111,7 @@ def test_a_missing_stack_file_is_a_clear_error(program: Path) -> None:
 
 def test_the_project_name_comes_from_pulumi_yaml(program: Path, tmp_path: Path) -> None:
     assert project_name(program) == "event-logger"
-    with pytest.raises(NotFoundError, match="has no Pulumi.yaml: run this in the program's"):
+    with pytest.raises(NotFoundError, match=r"has no Pulumi\.yaml: run this in the program's"):
         project_name(tmp_path / "elsewhere")
     (tmp_path / "Pulumi.yaml").write_text("runtime: python\n")
     with pytest.raises(ConfigFileError, match="has no project 'name'"):
