@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -442,6 +443,39 @@ def test_bad_args_fail_clearly_and_register_nothing(
     mocks = start_mocks(PROJECT, "dev", {})
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         VersionedLambdaApi("api", api_args(**overrides))
+    assert mocks.graph.resources == {}
+
+
+def test_the_function_ships_the_sources_code_path_names(tmp_path: Path) -> None:
+    """The input other languages give: a folder the component archives itself."""
+    (tmp_path / "handler.py").write_text("def handler(event, context): ...\n")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "handler.cpython-313.pyc").write_bytes(b"\x00")
+    args = api_args(code_path=str(tmp_path))
+    del args["code"]
+    code = build(args).graph.one(FUNCTION).inputs["code"]
+    assert isinstance(code, pulumi.AssetArchive)
+    assert list(code.assets) == ["handler.py"]
+    shipped = code.assets["handler.py"]
+    assert isinstance(shipped, pulumi.FileAsset)
+    assert shipped.path == str(tmp_path / "handler.py")
+
+
+@pytest.mark.parametrize(
+    ("code_source", "message"),
+    [
+        ({"code_path": "no/such/folder"}, r"code_path: function source folder no/such/folder"),
+        ({}, "code or code_path is required"),
+        ({"code": pulumi.AssetArchive({}), "code_path": "function"}, "both set"),
+    ],
+    ids=["missing-folder", "neither", "both"],
+)
+def test_a_bad_code_source_registers_nothing(code_source: dict[str, Any], message: str) -> None:
+    mocks = start_mocks(PROJECT, "dev", {})
+    args = api_args()
+    del args["code"]
+    with pytest.raises(ConfigError, match=message):
+        VersionedLambdaApi("api", {**args, **code_source})  # type: ignore[typeddict-item]
     assert mocks.graph.resources == {}
 
 
