@@ -62,10 +62,12 @@ $(RUNTIME_VENV)/.installed: requirements-runtime.txt constraints.txt
 
 runtime-venv: $(RUNTIME_VENV)/.installed
 
-# The offline plan: resource tree, routing, rendered templates and preflight; exits 1 on errors.
-# OPENAPI=DIR also writes each REST API's OpenAPI document to DIR/<api>.json.
+# The offline plan: resource tree, routing, rendered templates and preflight; exits 1 when the
+# stack fails it, 2 on a wrong command line. OPENAPI=DIR also writes each REST API's OpenAPI
+# document to DIR/<api>.json. The component's script: installed with it, and the venv is
+# refreshed when components/pyproject.toml (which declares it) changes.
 plan: $(BIN)/.installed
-	@$(BIN)/python -m versioned_lambda_api.analysis.plan --stack $(STACK) $(if $(OPENAPI),--openapi $(OPENAPI))
+	@$(BIN)/versioned-lambda-api-plan --stack $(STACK) $(if $(OPENAPI),--openapi $(OPENAPI))
 
 $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
@@ -77,7 +79,9 @@ bench: $(BIN)/.bench-installed
 	@$(BIN)/python bench/canary_bench.py $(if $(QUICK),--quick)
 
 # The release tool, e.g. `make release-status STACK=prod`, `make release-watch STACK=prod`;
-# ARGS passes options through (ARGS=--no-apply to only edit the stack file).
+# ARGS passes the command's options through (ARGS=--no-apply to only edit the stack file,
+# ARGS="--format json" for status). `python -m` from this folder needs no install of the
+# program's own project (`pip install -e .` gives the event-logger-release script elsewhere).
 release-%: $(BIN)/.installed
 	@$(BIN)/python -m release $* --stack $(STACK) $(ARGS)
 

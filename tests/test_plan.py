@@ -22,16 +22,22 @@ SHOP_FUNCTION = ROOT / "tests" / "programs" / "many_routes" / "function"
 
 
 def run_plan(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = plan.main(["--program", str(ROOT), *argv])
+    try:
+        code = plan.main(["--program", str(ROOT), *argv])
+    except SystemExit as exit_:  # argparse's way out of a wrong command line
+        code = int(exit_.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_shipped_stacks_plan_cleanly_from_the_command_line(stack: str) -> None:
-    result = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "versioned_lambda_api.analysis.plan", "--stack", stack],
-        cwd=ROOT,
+def test_shipped_stacks_plan_cleanly_from_the_command_line(stack: str, tmp_path: Path) -> None:
+    # The component's script, from another folder than the program's.
+    script = Path(sys.executable).parent / "versioned-lambda-api-plan"
+    assert script.is_file(), "the component's scripts are missing: pip install -e ./components"
+    result = subprocess.run(  # noqa: S603 - our own script
+        [str(script), "--stack", stack, "--program", str(ROOT)],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=False,
@@ -101,23 +107,33 @@ def test_a_forgotten_canary_permission_fails_the_plan(
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "code", "message"),
     [
-        (["--stack", "staging"], "Pulumi.staging.yaml does not exist"),
-        (["--stack", "prod", "--set", "canaryPercent"], "--set takes KEY=VALUE"),
+        # A wrong command line: usage errors.
+        (["--stack", "staging"], 2, "Pulumi.staging.yaml does not exist"),
+        (["--stack", "prod", "--set", "canaryPercent"], 2, "--set takes KEY=VALUE"),
+        (
+            ["--stack", "prod", "--program", "/nonexistent"],
+            2,
+            "/nonexistent has no Pulumi.yaml: run this in the program's folder or pass "
+            "--program DIR",
+        ),
+        # The program refuses the stack's config: the stack fails the plan.
         (
             ["--stack", "prod", "--set", "canaryPercent=150"],
+            1,
             "event-logger:canaryPercent must be a number from 0 to 100",
         ),
     ],
 )
 def test_a_plan_that_cannot_be_made_says_why(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str
 ) -> None:
-    code, out, err = run_plan(capsys, *argv)
-    assert code == 2
+    exit_code, out, err = run_plan(capsys, *argv)
+    assert exit_code == code
     assert out == ""
     assert message in err
+    assert ("usage: versioned-lambda-api-plan" in err) == (code == 2)
     assert "Traceback" not in err
 
 
@@ -171,7 +187,7 @@ _RUNTIME_NOISE = (
         ),
     ],
 )
-def test_a_failing_program_exits_2_with_its_reason_and_no_runtime_noise(
+def test_a_failing_program_exits_1_with_its_reason_and_no_runtime_noise(
     tmp_path: Path, failure: str, reason: str
 ) -> None:
     program = write_program(tmp_path / "broken", _REGISTERS_THEN + f"    {failure}\n")
@@ -190,7 +206,7 @@ def test_a_failing_program_exits_2_with_its_reason_and_no_runtime_noise(
         text=True,
         check=False,
     )
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout == ""
     assert result.stderr.startswith("error: cannot plan stack dev: ")
     assert reason in result.stderr
@@ -212,7 +228,7 @@ def test_an_error_raised_from_itself_is_reported_once(
         """,
     )
     code, out, err = run_plan(capsys, "--program", str(program), "--stack", "dev")
-    assert (code, out) == (2, "")
+    assert (code, out) == (1, "")
     assert "KeyError: 'policy'" in err
     assert "line 5" in err
 

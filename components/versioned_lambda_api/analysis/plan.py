@@ -1,13 +1,15 @@
 """See and prove a stack's routing before anything is deployed.
 
-    python -m versioned_lambda_api.analysis.plan --stack prod [--program DIR] [--set key=value ...]
+    versioned-lambda-api-plan --stack prod [--program DIR] [--set key=value ...]
                               [--format text|json] [--allow-open] [--openapi DIR]
 
-Runs the stack's real program with its stack file's config under recording mocks (no Pulumi
-CLI, no credentials, no network) and prints the resource tree, the routing table, each route's
-request template rendered for a sample request, and the preflight findings; ``--openapi``
-also writes each REST API's OpenAPI document to a file. Exits 1 when a finding is an error, 2
-when the plan cannot be made (the program itself failed, or the command line is wrong).
+(also ``python -m versioned_lambda_api.analysis.plan``). Runs the stack's real program with its
+stack file's config under recording mocks (no Pulumi CLI, no credentials, no network) and prints
+the resource tree, the routing table, each route's request template rendered for a sample
+request, and the preflight findings; ``--openapi`` also writes each REST API's OpenAPI document
+to a file. Exits 1 when the stack fails the plan (a finding is an error, or the program itself
+failed), 2 when the command line is wrong (options, no Pulumi.yaml in --program, an unknown
+stack, a --set without '=', an --openapi that is a file).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from versioned_lambda_api import __version__
 from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
 from versioned_lambda_api.analysis.preflight import Finding, preflight
 from versioned_lambda_api.analysis.routing import (
@@ -271,15 +274,22 @@ def format_json(plan: Plan) -> str:
 # --- Command line ------------------------------------------------------------------------
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m versioned_lambda_api.analysis.plan",
+        prog="versioned-lambda-api-plan",
         description="Show a stack's resources, routing and rendered templates, and check them, "
-        "without deploying anything.",
+        "without deploying anything. Exit status: 0 the plan passes, 1 it fails (an error "
+        "finding, or the program failed), 2 a wrong command line.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument(
-        "--program", type=Path, default=Path("."), help="program folder (default: .)"
+        "--program",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="the Pulumi program's folder, holding Pulumi.yaml and Pulumi.<stack>.yaml "
+        "(default: the current folder)",
     )
     parser.add_argument(
         "--set",
@@ -289,7 +299,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="override a config key of the project, like 'pulumi config set' (repeatable)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, or one JSON object for scripts (default: text)",
+    )
     parser.add_argument(
         "--allow-open",
         action="store_true",
@@ -303,7 +318,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also write each REST API's OpenAPI document to DIR/<api>.json, for review and "
         "publishing",
     )
-    return parser.parse_args(argv)
+    return parser
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -376,14 +391,14 @@ def write_openapi_documents(graph: ResourceGraph, directory: Path) -> list[Path]
     return written
 
 
-def _cannot_plan(stack: str, reason: str) -> int:
-    print(f"error: cannot plan stack {stack}: {reason}", file=sys.stderr)
-    return 2
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     program = args.program.resolve()
+    if not (program / "Pulumi.yaml").is_file():
+        parser.error(
+            f"{program} has no Pulumi.yaml: run this in the program's folder or pass --program DIR"
+        )
     try:
         project = project_name(program)
         stack_config(program, args.stack)
@@ -391,11 +406,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.openapi is not None and args.openapi.exists() and not args.openapi.is_dir():
             raise ValueError(f"--openapi takes a folder, and {args.openapi} is a file")
     except (FileNotFoundError, ValueError) as error:
-        return _cannot_plan(args.stack, str(error))
+        parser.error(f"cannot plan stack {args.stack}: {error}")
     try:
         run = run_with_assumed_versions(program, args.stack, overrides)
     except ProgramError as error:
-        return _cannot_plan(args.stack, str(error))
+        print(f"error: cannot plan stack {args.stack}: {error}", file=sys.stderr)
+        return 1
     open_allowed = args.allow_open or run.config.get(f"{project}:apiKeyRequired") == "false"
     plan = make_plan(run, args.stack, open_allowed)
     sys.stdout.write(format_json(plan) if args.format == "json" else format_text(plan))
@@ -420,6 +436,13 @@ def _silence_runtime_noise() -> None:
     sys.unraisablehook = lambda _: None
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """The ``versioned-lambda-api-plan`` script and ``python -m``: :func:`main` with the Pulumi
+    runtime's leftovers silenced. In-process callers (tests) call :func:`main`, which leaves
+    the interpreter's hooks alone."""
     _silence_runtime_noise()
-    sys.exit(main())
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
