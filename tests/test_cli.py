@@ -1,0 +1,348 @@
+"""The release tool's command line as its users meet it: the options each command takes, exit
+statuses in a real process, what it loads to start, status as JSON, Ctrl-C in watch, and what
+it says when AWS credentials or the region are missing."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import release
+from release import __main__ as cli
+from release.commands import AwsClients, Release
+
+# Not tests.conftest's ROOT: that module loads the component's test kit (and pulumi_aws) into
+# the processes below that check what the tool loads.
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUTS = {
+    "functionName": "event-logger-function-abc1234",
+    "liveAlias": "prod",
+    "canaryAlias": "prod-canary",
+    "liveVersion": "3",
+    "canaryVersion": "4",
+    "restApiId": "a1b2c3d4e5",
+    "stage": "prod",
+}
+
+
+class FakeDeployer:
+    def outputs(self) -> dict[str, Any]:
+        return dict(OUTPUTS)
+
+    def up(self, on_output: Any) -> None:
+        on_output("Resources: 1 updated")
+
+
+# Each side's requests, errors, throttles and percent of requests within the slow threshold.
+PER_MINUTE = {"requests": 900.0, "errors": 1.0, "throttles": 0.0, "fast": 99.0}
+
+
+class SteadyCloudWatch:
+    """Every per-minute metric the same in each minute asked for; p50 40 ms, p99 400 ms."""
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        start: datetime = request["StartTime"]
+        minutes = int((request["EndTime"] - start).total_seconds()) // 60
+        results = []
+        for query in request["MetricDataQueries"]:
+            suffix = query["Id"].rpartition("_")[2]
+            if suffix in PER_MINUTE:
+                stamps = [start + timedelta(minutes=minute) for minute in range(minutes)]
+                values = [PER_MINUTE[suffix]] * minutes
+            else:
+                stamps, values = [start], [40.0 if suffix == "p50" else 400.0]
+            results.append({"Id": query["Id"], "Timestamps": stamps, "Values": values})
+        return {"MetricDataResults": results}
+
+
+def install_fakes(interrupt_watch: bool = False) -> None:
+    """Stand-ins for Pulumi and AWS in this process; with ``interrupt_watch``, Ctrl-C arrives
+    in the first wait of watch's loop."""
+    cli._deployer = lambda program, stack: FakeDeployer()
+    cli._clients = lambda region: AwsClients(SteadyCloudWatch(), None, None)
+    if interrupt_watch:
+
+        def ctrl_c(seconds: float) -> None:
+            raise KeyboardInterrupt
+
+        Release.watch = functools.partialmethod(Release.watch, sleep=ctrl_c)  # type: ignore[assignment,method-assign]
+
+
+# A process running the tool's main() with the fakes, reporting which Pulumi packages it loaded.
+FAKED_MAIN = """
+import sys
+from tests.test_cli import install_fakes
+install_fakes(interrupt_watch={interrupt})
+from release.__main__ import main
+code = main(sys.argv[1:])
+print("loaded:", [m for m in ("pulumi", "pulumi_aws") if m in sys.modules], file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Path:
+    folder = tmp_path / "program"
+    folder.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(ROOT / name, folder / name)
+    return folder
+
+
+def run_tool(
+    *argv: str, cwd: Path, python_options: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, *python_options, "-m", "release", *argv],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def run_faked(*argv: str, interrupt: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", FAKED_MAIN.format(interrupt=interrupt), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# --- Exit statuses, in a real process ---------------------------------------------------------
+
+
+def test_help_and_version_start_without_the_pulumi_sdk(tmp_path: Path) -> None:
+    result = run_tool("--help", cwd=tmp_path, python_options=("-X", "importtime"))
+    assert result.returncode == 0, result.stderr
+    assert "watch" in result.stdout
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines()}
+    assert "release.commands" in imported  # the measurement saw the tool's own modules
+    assert not {name for name in imported if name.split(".")[0] in {"pulumi", "pulumi_aws"}}
+    version = run_tool("--version", cwd=tmp_path)
+    assert (version.returncode, version.stdout) == (0, f"python -m release {release.__version__}\n")
+
+
+def test_a_step_done_exits_0_from_the_program_folder(program: Path) -> None:
+    result = run_tool("advance", "--stack", "prod", "--no-apply", cwd=program)
+    assert result.returncode == 0, result.stderr
+    assert "canaryPercent 10 -> 25" in result.stdout
+    assert 'event-logger:canaryPercent: "25"' in (program / "Pulumi.prod.yaml").read_text()
+
+
+def test_a_step_that_fails_exits_1(program: Path) -> None:
+    # The dev stack's canary already gets nothing.
+    result = run_tool(
+        "rollback", "--stack", "dev", "--no-apply", "--program", str(program), cwd=ROOT
+    )
+    assert result.returncode == 1
+    assert result.stderr == "error: canaryPercent is already 0: no traffic reaches the canary\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["status", "--stack", "prod", "--steps", "10,20"], "unrecognized arguments: --steps"),
+        (["launch", "--stack", "prod"], "invalid choice: 'launch'"),
+        (["watch"], "the following arguments are required: --stack"),
+        # A folder that is not the program's.
+        (["status", "--stack", "prod"], "has no Pulumi.yaml: run this in the program's folder"),
+    ],
+)
+def test_a_wrong_command_line_exits_2_with_the_usage(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    result = run_tool(*argv, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: python -m release")
+    assert message in result.stderr
+
+
+def test_ctrl_c_in_watch_stops_with_one_line_and_130(program: Path) -> None:
+    result = run_faked(
+        "watch", "--stack", "prod", "--program", str(program), "--latency-threshold-ms", "500",
+        interrupt=True,
+    )  # fmt: skip
+    assert result.returncode == 130, result.stderr
+    message, loaded = result.stderr.splitlines()  # and no traceback
+    assert message == (
+        "interrupted: watch stopped; Pulumi.prod.yaml says canaryPercent 10, stableVersion "
+        "unset (if an apply was cut short, 'make up STACK=prod' completes it)"
+    )
+    assert loaded.startswith("loaded:")  # main() returned
+    assert result.stdout.startswith("watching the canary at 10%")
+
+
+def test_status_runs_without_pulumi_aws(program: Path) -> None:
+    result = run_faked("status", "--stack", "prod", "--program", str(program))
+    assert result.returncode == 0, result.stderr
+    assert "verdict:" in result.stdout
+    # The Pulumi SDK comes with the program's config reader (canaryMode's default); the
+    # provider does not.
+    assert result.stderr.splitlines()[-1] == "loaded: ['pulumi']"
+
+
+# --- Each command's own options ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["start", "--no-apply"], {"apply": False}),
+        (["advance", "--steps", "5,50"], {"steps": (5.0, 50.0), "apply": True}),
+        (["promote", "--steps", "20,40", "--no-apply"], {"steps": (20.0, 40.0), "apply": False}),
+        (["rollback"], {"apply": True}),
+        (
+            ["status", "--minutes", "90", "--format", "json", "--on-timeout", "ROLLBACK"],
+            {"minutes": 90, "format": "json", "on_timeout": "ROLLBACK"},
+        ),
+        (
+            [
+                "watch",
+                "--max-minutes",
+                "45",
+                "--bake-minutes",
+                "15",
+                "--latency-threshold-ms",
+                "300",
+            ],
+            {"max_minutes": 45, "bake_minutes": 15, "latency_threshold_ms": 300.0},
+        ),
+    ],
+)
+def test_each_command_takes_its_options(argv: list[str], expected: dict[str, Any]) -> None:
+    args = cli.build_parser().parse_args([*argv, "--stack", "prod", "--program", "/p"])
+    assert (args.command, args.stack, args.program) == (argv[0], "prod", Path("/p"))
+    assert {name: getattr(args, name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["start", "--steps", "10,20"],
+        ["rollback", "--steps", "10,20"],
+        ["status", "--no-apply"],
+        ["advance", "--minutes", "5"],
+        ["promote", "--max-minutes", "5"],
+        ["watch", "--format", "json"],
+    ],
+)
+def test_a_command_refuses_the_options_of_others(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args([*argv, "--stack", "prod"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_every_command_has_a_description() -> None:
+    parser = cli.build_parser()
+    (commands,) = [action for action in parser._actions if action.dest == "command"]
+    assert isinstance(commands, argparse._SubParsersAction)
+    assert set(commands.choices) == {"status", "start", "advance", "promote", "rollback", "watch"}
+    for name, sub in commands.choices.items():
+        assert sub.description, name
+        assert len(sub.description) > 40, name
+
+
+# --- status --format json ---------------------------------------------------------------------
+
+
+def test_status_json_is_one_object_on_stdout(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_deployer", lambda program, stack: FakeDeployer())
+    monkeypatch.setattr(cli, "_clients", lambda region: AwsClients(SteadyCloudWatch(), None, None))
+    argv = ["status", "--stack", "prod", "--program", str(program), "--format", "json"]
+    assert cli.main([*argv, "--minutes", "12"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert captured.err.startswith("slow: over 400 ms")  # progress stays off stdout
+    assert set(report) == {
+        "stack", "from", "until", "canaryMode", "latencyThresholdMs", "live", "canary", "verdict",
+    }  # fmt: skip
+    assert (report["stack"], report["canaryMode"], report["latencyThresholdMs"]) == (
+        "prod",
+        "stage",
+        400.0,
+    )
+    # 12 minutes less the 2 CloudWatch is still filling in.
+    minutes = datetime.fromisoformat(report["until"]) - datetime.fromisoformat(report["from"])
+    assert minutes.total_seconds() == 600
+    assert report["live"] == {
+        "alias": "prod",
+        "version": "3",
+        "percent": 90.0,
+        "requests": 9000,
+        "errors": 10,
+        "errorRate": 10 / 9000,
+        "throttles": 0,
+        "p50Ms": 40.0,
+        "p99Ms": 400.0,
+    }
+    assert (report["canary"]["alias"], report["canary"]["version"]) == ("prod-canary", "4")
+    assert report["canary"]["percent"] == 10.0
+    verdict = report["verdict"]
+    assert verdict["decision"] in {"PROMOTE", "CONTINUE", "ROLLBACK"}
+    assert isinstance(verdict["periods"], int)
+    assert verdict["reason"]
+    assert all(isinstance(value, float | int) for value in verdict["evidence"].values())
+
+
+# --- AWS credentials and region ---------------------------------------------------------------
+
+
+@pytest.fixture
+def no_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials or region from the environment, files or the instance metadata."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(cli, "_deployer", lambda program, stack: FakeDeployer())
+
+
+@pytest.mark.usefixtures("no_aws_environment")
+def test_missing_credentials_say_how_to_provide_them(
+    program: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["status", "--stack", "prod", "--program", str(program)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(
+        "error: no AWS credentials (Unable to locate credentials): set AWS_PROFILE"
+    )
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.usefixtures("no_aws_environment")
+def test_a_missing_region_says_where_to_set_it(
+    program: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack_file = program / "Pulumi.prod.yaml"
+    text = stack_file.read_text()
+    stack_file.write_text(
+        "".join(line for line in text.splitlines(True) if "aws:region" not in line)
+    )
+    assert cli.main(["watch", "--stack", "prod", "--program", str(program)]) == 1
+    assert capsys.readouterr().err == (
+        "error: no AWS region: set aws:region in Pulumi.prod.yaml ('pulumi config set "
+        "aws:region <region> --stack prod'), or AWS_REGION\n"
+    )
