@@ -98,11 +98,21 @@ require-pulumi:
 		echo "       and AWS credentials. Nothing was deployed. 'make test' needs neither."; \
 		exit 1; }
 
-preview: require-pulumi $(BIN)/.installed
-	@$(WITH_BACKEND) pulumi preview --diff --stack $(STACK)
+# The preflight policy pack (policy/) runs on every preview and update: its own venv, which
+# policy/PulumiPolicy.yaml names, pinned like ./venv. pip runs in policy/, where its
+# requirements.txt finds the component as ../components.
+policy/venv/.installed: policy/requirements.txt constraints.txt components/pyproject.toml
+	@echo "==> creating policy/venv for the preflight policy pack"
+	$(PYTHON) -m venv --clear policy/venv
+	cd policy && venv/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -c ../constraints.txt
+	@touch $@
 
-up: require-pulumi $(BIN)/.installed
-	@$(WITH_BACKEND) pulumi up --stack $(STACK)
+preview: require-pulumi $(BIN)/.installed policy/venv/.installed
+	@$(WITH_BACKEND) pulumi preview --diff --stack $(STACK) --policy-pack policy
+
+up: require-pulumi $(BIN)/.installed policy/venv/.installed
+	@$(WITH_BACKEND) pulumi up --stack $(STACK) --policy-pack policy
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) .mypy_cache .pytest_cache .ruff_cache
