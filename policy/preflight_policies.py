@@ -194,13 +194,15 @@ def rule_check(rule: Rule) -> Callable[[ResourceGraph], Iterable[Finding]]:
     return run
 
 
-def evaluate(rule: Rule, resources: Iterable[Any]) -> tuple[list[Finding], list[str]]:
-    """The findings of ``rule`` on the stack, and the unknown values it read; when it read
-    any, its findings are undecided and the list is empty."""
+def evaluate(
+    check: Callable[[ResourceGraph], Iterable[Finding]], resources: Iterable[Any]
+) -> tuple[list[Finding], list[str]]:
+    """The findings of a rule's ``check`` on the stack, and the unknown values it read; when
+    it read any, its findings are undecided and the list is empty."""
     reads = Reads()
     graph = resource_graph(resources, reads)
     try:
-        findings = list(rule_check(rule)(graph))
+        findings = list(check(graph))
     except Exception:
         # An unknown (an object for a dict, text for a number) can break what a known value
         # would not; without one, the failure is preflight's own and must show.
@@ -228,8 +230,11 @@ def violation_message(finding: Finding) -> str:
 
 
 def validator(rule: Rule) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    # Looked up now, so that a rule preflight has no function for fails as the pack loads.
+    check = rule_check(rule)
+
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        findings, unknown = evaluate(rule, args.resources)
+        findings, unknown = evaluate(check, args.resources)
         if unknown:
             shown = ", ".join(unknown[:3]) + (
                 f" and {len(unknown) - 3} more" if unknown[3:] else ""
