@@ -346,3 +346,15 @@ def test_a_missing_region_says_where_to_set_it(
         "error: no AWS region: set aws:region in Pulumi.prod.yaml ('pulumi config set "
         "aws:region <region> --stack prod'), or AWS_REGION\n"
     )
+
+
+@pytest.mark.usefixtures("no_aws_environment")
+def test_a_profile_that_does_not_exist_is_named(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "prdo")
+    assert cli.main(["status", "--stack", "prod", "--program", str(program)]) == 1
+    assert capsys.readouterr().err == (
+        "error: The config profile (prdo) could not be found: set AWS_PROFILE to a profile of "
+        "~/.aws/config, or unset it\n"
+    )
