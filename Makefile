@@ -115,4 +115,4 @@ up: require-pulumi $(BIN)/.installed policy/venv/.installed
 	@$(WITH_BACKEND) pulumi up --stack $(STACK) --policy-pack policy
 
 clean:
-	rm -rf $(VENV) $(RUNTIME_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) .mypy_cache .pytest_cache .ruff_cache policy/venv
