@@ -16,7 +16,7 @@ LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
 test: lint typecheck unit
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt components/pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt components/pyproject.toml pyproject.toml
 	@echo "==> creating $(VENV) and installing pinned dependencies"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
