@@ -17,8 +17,14 @@ from versioned_lambda_api.analysis.graph import ResourceRecord
 from versioned_lambda_api.analysis.preflight import preflight
 from versioned_lambda_api.api_spec import METHOD_RESPONSE_STATUSES
 from versioned_lambda_api.args import CanaryMode
-from versioned_lambda_api.component import TYPE_TOKEN
-from versioned_lambda_api.testing import ACCOUNT, REGION, RecordingMocks, start_mocks
+from versioned_lambda_api.component import PREVIOUS_TYPE_TOKEN, TYPE_TOKEN
+from versioned_lambda_api.testing import (
+    ACCOUNT,
+    REGION,
+    RecordingMocks,
+    RecordingMonitor,
+    start_mocks,
+)
 
 FUNCTION = "aws:lambda/function:Function"
 ALIAS = "aws:lambda/alias:Alias"
@@ -104,6 +110,23 @@ def test_every_child_is_named_after_and_parented_by_the_component(built: Recordi
     for child in children:
         assert child.name.startswith("api-"), child.name
         assert child.parent_urn == component.urn, child.name
+
+
+def test_the_old_type_token_is_an_alias_so_existing_stacks_keep_their_component(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    aliases: list[str] = []
+    register = RecordingMonitor.RegisterResource
+
+    def recording(self: RecordingMonitor, request: Any) -> Any:
+        if request.type == TYPE_TOKEN:
+            aliases.extend(spec.spec.type for spec in request.aliases)
+        return register(self, request)
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", recording)
+    build(api_args())
+    assert TYPE_TOKEN == "versioned-lambda-api:index:VersionedLambdaApi"
+    assert aliases == [PREVIOUS_TYPE_TOKEN] == ["event-logger:index:VersionedLambdaApi"]
 
 
 def test_two_instances_in_one_program_do_not_collide() -> None:
