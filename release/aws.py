@@ -1,14 +1,30 @@
-"""The release tool's AWS calls: canary metrics in one GetMetricData call per page, and the
-rollback that takes effect in seconds, before ``pulumi up`` records it."""
+"""The release tool's AWS calls: canary metrics in one GetMetricData call per page, the
+canary share AWS actually serves, and the rollback that takes effect in seconds, before
+``pulumi up`` records it. Every failure of these calls is an :class:`AwsError` whose ``kind``
+says what is known: refused, throttled, unreachable (outcome unknown) or no credentials."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
 
 from release.judge import Period
+from versioned_lambda_api.api_spec import ALIAS_STAGE_VARIABLE
 from versioned_lambda_api.metrics import Role
 
 NAMESPACE = "AWS/Lambda"
@@ -120,24 +136,8 @@ def read_metrics(
         return MetricsWindow([], VersionSummary.empty(), VersionSummary.empty())
     window = int((end - start).total_seconds()) // 60 * 60
     queries = metric_queries(dimensions, latency_threshold_ms, period_seconds, window)
-    series: dict[str, dict[datetime, float]] = {query["Id"]: {} for query in queries}
-    token: str | None = None
-    while True:
-        request: dict[str, Any] = {
-            "MetricDataQueries": queries,
-            "StartTime": start,
-            "EndTime": end,
-            "ScanBy": "TimestampAscending",
-        }
-        if token:
-            request["NextToken"] = token
-        response = cloudwatch.get_metric_data(**request)
-        for result in response["MetricDataResults"]:
-            series[result["Id"]].update(zip(result["Timestamps"], result["Values"], strict=True))
-        token = response.get("NextToken")
-        if not token:
-            break
-    return _window(series)
+    fetched = _fetch(cloudwatch, queries, start, end)
+    return _window({query_id: got.values for query_id, got in fetched.items()})
 
 
 def live_p99_ms(
@@ -206,21 +206,526 @@ def _window(series: dict[str, dict[datetime, float]]) -> MetricsWindow:
     return MetricsWindow(periods, summary("live"), summary("canary"))
 
 
-def stop_stage_canary(apigateway: Any, rest_api_id: str, stage: str) -> None:
-    """Send no more of the stage's requests to its canary, now."""
-    apigateway.update_stage(
-        restApiId=rest_api_id,
-        stageName=stage,
-        patchOperations=[
-            {"op": "replace", "path": "/canarySettings/percentTraffic", "value": "0.0"}
-        ],
+# --- Errors -------------------------------------------------------------------------------
+
+AwsErrorKind = Literal["refused", "throttled", "unreachable", "credentials"]
+
+# Error codes of AWS' throttling answers (CloudWatch: Throttling; Lambda and API Gateway:
+# TooManyRequestsException), as botocore's standard retry mode lists them:
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+_THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+# Credentials that AWS itself rejects (expired or unknown): the fix is the same as for none.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+    }
+)
+
+
+class AwsError(Exception):
+    """An AWS call that failed, and what is known about its outcome.
+
+    ``kind``:
+    * ``refused``: AWS answered 4xx (AccessDenied, NotFound, Validation...). Nothing changed.
+    * ``throttled``: AWS answered "slow down" after botocore's retries. Nothing changed; retry
+      later.
+    * ``unreachable``: no answer (connection refused or closed, connect or read timeout) or a
+      5xx after botocore's retries. A change may or may not have reached AWS: re-read it.
+    * ``credentials``: no (or rejected) credentials, or no region. Nothing was sent or changed.
+
+    ``live``: what a re-read of AWS showed after the failure, when the caller made one (see
+    :func:`stop_stage_canary`).
+    """
+
+    def __init__(self, kind: AwsErrorKind, message: str, live: LiveTraffic | None = None) -> None:
+        super().__init__(message)
+        self.kind: AwsErrorKind = kind
+        self.message = message
+        self.live = live
+
+    @property
+    def outcome_known(self) -> bool:
+        """Whether AWS is known not to have applied the request (every kind but unreachable)."""
+        return self.kind != "unreachable"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed later without anyone changing anything."""
+        return self.kind in ("throttled", "unreachable")
+
+
+def classify(error: BotoCoreError | ClientError, action: str) -> AwsError:
+    """The :class:`AwsError` for a botocore failure of ``action`` (e.g. "reading stage prod"),
+    with a one-line message."""
+    if isinstance(error, ClientError):
+        return _classify_answer(error, action)
+    if isinstance(error, NoCredentialsError | PartialCredentialsError | NoRegionError):
+        return AwsError("credentials", f"{action}: {error}")
+    if isinstance(
+        error,
+        EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
+    ):
+        return AwsError(
+            "unreachable", f"{action}: no answer from AWS ({error}); the outcome is unknown"
+        )
+    # Other transport failures (e.g. a proxy or SSL error): nothing says the request did not
+    # arrive.
+    return AwsError("unreachable", f"{action}: {error}; the outcome is unknown")
+
+
+def _classify_answer(error: ClientError, action: str) -> AwsError:
+    """An error AWS answered (after botocore's retries of throttles and 5xx)."""
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "Unknown"))
+    message = " ".join(str(details.get("Message", "")).split())
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    said = f"{code}: {message}" if message else code
+    if code in _THROTTLE_CODES or status == 429:
+        return AwsError("throttled", f"{action}: AWS throttled the call ({said})")
+    if code in _CREDENTIAL_CODES:
+        return AwsError("credentials", f"{action}: AWS rejected the credentials ({said})")
+    if status >= 500:
+        return AwsError("unreachable", f"{action}: AWS failed ({said}); the outcome is unknown")
+    return AwsError("refused", f"{action}: AWS refused ({said})")
+
+
+@contextmanager
+def aws_call(action: str) -> Iterator[None]:
+    """Turn botocore's exceptions in the block into :class:`AwsError` (see :func:`classify`)."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as error:
+        raise classify(error, action) from error
+
+
+def _is_not_found(error: AwsError) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+        "NotFoundException",
+        "NotFound",
     )
 
 
-def stop_alias_canary(lambda_client: Any, function_name: str, alias: str) -> None:
-    """Make the live alias send every invocation to its own version, now."""
-    lambda_client.update_alias(
-        FunctionName=function_name,
-        Name=alias,
-        RoutingConfig={"AdditionalVersionWeights": {}},
+# --- Metrics you can trust ------------------------------------------------------------------
+
+
+@dataclass
+class _Series:
+    """One query's answer, over all pages."""
+
+    values: dict[datetime, float] = field(default_factory=dict)
+    # The status of the last page that carried the query: CloudWatch answers PartialData on a
+    # page whose query has more points on the next one (NextToken), so only the last counts.
+    # A result without a status (moto, older stubs) is taken as Complete.
+    status: str = "Complete"
+    messages: tuple[str, ...] = ()
+
+
+def _fetch(
+    cloudwatch: Any, queries: list[dict[str, Any]], start: datetime, end: datetime
+) -> dict[str, _Series]:
+    """Every query's points and final status, following ``NextToken``."""
+    series = {query["Id"]: _Series() for query in queries}
+    token: str | None = None
+    while True:
+        request: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        if token:
+            request["NextToken"] = token
+        response = cloudwatch.get_metric_data(**request)
+        for result in response["MetricDataResults"]:
+            got = series[result["Id"]]
+            got.values.update(zip(result["Timestamps"], result["Values"], strict=True))
+            got.status = result.get("StatusCode", "Complete")
+            got.messages += tuple(
+                f"{message.get('Code', '')}: {message.get('Value', '')}"
+                for message in result.get("Messages", [])
+            )
+        token = response.get("NextToken")
+        if not token:
+            return series
+
+
+@dataclass(frozen=True)
+class Minute:
+    """One period of both sides, and whether the judge may use it.
+
+    ``period`` is ``None`` when the minute is unusable; ``missing`` then names why, e.g.
+    ``canary_errors: InternalError`` or ``canary_fast: no point``.
+    """
+
+    at: datetime
+    period: Period | None
+    missing: tuple[str, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return self.period is not None
+
+
+@dataclass(frozen=True)
+class TrustedWindow:
+    """Both sides' metrics, minute by minute, with the minutes CloudWatch did not fully answer
+    marked unusable (never counted as zero).
+
+    ``live``/``canary`` sum the usable minutes only; their p50/p99 are ``None`` unless the
+    whole-window percentile query was Complete. ``incomplete``: query id -> status, for every
+    query whose final status was not Complete.
+    """
+
+    minutes: list[Minute]
+    live: VersionSummary
+    canary: VersionSummary
+    incomplete: dict[str, str]
+
+    @property
+    def usable_periods(self) -> list[Period]:
+        """The periods the judge may use, oldest first."""
+        return [minute.period for minute in self.minutes if minute.period is not None]
+
+    @property
+    def unusable(self) -> list[Minute]:
+        """The minutes left out, oldest first."""
+        return [minute for minute in self.minutes if minute.period is None]
+
+
+def read_trusted_metrics(
+    cloudwatch: Any,
+    *,
+    dimensions: Mapping[Role, Mapping[str, str]],
+    start: datetime,
+    end: datetime,
+    latency_threshold_ms: float,
+    period_seconds: int = 60,
+) -> TrustedWindow:
+    """Both sides' metrics from ``start`` to ``end`` (rounded down to whole periods), one entry
+    per period of the range, each usable or not.
+
+    A period is usable when every per-period query ended ``Complete`` (after all pages) and:
+
+    * ``Invocations`` has a point, or has none: Lambda sends ``Invocations`` only when it is
+      nonzero, so a Complete query without a point is a minute without traffic, not a gap
+      (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/lam-metricscollected.html:
+      "AWS Lambda only sends these metrics to CloudWatch if they have a nonzero value");
+    * when it served requests, ``Errors`` and the ``Duration`` percentile rank have a point too:
+      Lambda sends ``Errors`` (0 or 1) and ``Duration`` with every invocation
+      (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html: "invocation
+      metrics are binary indicators of the outcome"), so a missing one means CloudWatch has not
+      got it yet.
+
+    ``Throttles`` counts refused attempts (not invocations) and is sent only when nonzero: a
+    Complete query without a point is 0; it is not judged, only summed.
+
+    Botocore failures raise :class:`AwsError` (throttled/unreachable: retry later).
+    """
+    start, end = floor_to(start, period_seconds), floor_to(end, period_seconds)
+    if end <= start:  # not one whole period yet
+        return TrustedWindow([], VersionSummary.empty(), VersionSummary.empty(), {})
+    window = int((end - start).total_seconds()) // 60 * 60
+    queries = metric_queries(dimensions, latency_threshold_ms, period_seconds, window)
+    with aws_call("reading the canary's metrics from CloudWatch"):
+        fetched = _fetch(cloudwatch, queries, start, end)
+    incomplete = {
+        query_id: got.status + (f" ({'; '.join(got.messages)})" if got.messages else "")
+        for query_id, got in fetched.items()
+        if got.status != "Complete"
+    }
+    minutes = []
+    at = start
+    while at < end:
+        minutes.append(_minute(fetched, at))
+        at += timedelta(seconds=period_seconds)
+
+    def summary(role: Role) -> VersionSummary:
+        periods = [minute.period for minute in minutes if minute.period is not None]
+
+        def percentile(suffix: str) -> float | None:
+            got = fetched[f"{role}_{suffix}"]
+            if got.status != "Complete" or not got.values:
+                return None
+            return got.values[max(got.values)]
+
+        throttles = fetched[f"{role}_throttles"]
+        return VersionSummary(
+            requests=sum(getattr(p, f"{role}_requests") for p in periods),
+            errors=sum(getattr(p, f"{role}_errors") for p in periods),
+            throttles=round(
+                sum(
+                    value
+                    for moment, value in throttles.values.items()
+                    if any(m.at == moment and m.usable for m in minutes)
+                )
+            ),
+            p50_ms=percentile("p50"),
+            p99_ms=percentile("p99"),
+        )
+
+    return TrustedWindow(minutes, summary("live"), summary("canary"), incomplete)
+
+
+def _minute(fetched: Mapping[str, _Series], at: datetime) -> Minute:
+    missing: list[str] = []
+    counts: dict[str, int] = {}
+    for role in ROLES:
+        for suffix, _, _ in _PER_PERIOD:
+            got = fetched[f"{role}_{suffix}"]
+            if got.status != "Complete":
+                missing.append(f"{role}_{suffix}: {got.status}")
+        requests = fetched[f"{role}_requests"].values.get(at)
+        counts[f"{role}_requests"] = round(requests or 0.0)
+        errors = fetched[f"{role}_errors"].values.get(at)
+        fast = fetched[f"{role}_fast"].values.get(at)
+        if counts[f"{role}_requests"]:
+            if errors is None:
+                missing.append(f"{role}_errors: no point")
+            if fast is None:
+                missing.append(f"{role}_fast: no point")
+        counts[f"{role}_errors"] = round(errors or 0.0)
+        counts[f"{role}_slow"] = round(
+            counts[f"{role}_requests"] * (100.0 - (100.0 if fast is None else fast)) / 100.0
+        )
+    if missing:
+        return Minute(at, None, tuple(dict.fromkeys(missing)))
+    return Minute(at, Period(**counts))
+
+
+# --- The canary share AWS serves ------------------------------------------------------------
+
+CanaryMode = Literal["stage", "alias", "both", "none"]
+
+
+@dataclass(frozen=True)
+class StageCanary:
+    """A stage's canary settings as deployed."""
+
+    percent: float
+    """Percent of the stage's requests sent to the canary deployment (0-100)."""
+    canary_alias: str | None
+    """The alias the canary's requests invoke (its ``lambdaAlias`` override), if set."""
+    deployment_id: str | None
+
+
+@dataclass(frozen=True)
+class AliasWeights:
+    """A live alias' extra version weights as deployed."""
+
+    alias: str
+    version: str
+    """The alias' own version."""
+    weights: Mapping[str, float]
+    """Additional version -> share of the invocations (0-1)."""
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * sum(self.weights.values())
+
+
+@dataclass(frozen=True)
+class LiveTraffic:
+    """Where AWS sends the canary's share right now.
+
+    ``stage``: ``None`` when the stage has no canary settings (no canary, not an error).
+    ``alias``: ``None`` when not read (or the alias has no extra weights).
+    """
+
+    stage: StageCanary | None = None
+    alias: AliasWeights | None = None
+
+    @property
+    def mode(self) -> CanaryMode:
+        """Which mechanism sends traffic to the canary now: a stage canary above 0%, alias
+        weights, both (drift: the stack was switched without the other being undone), none."""
+        stage = self.stage is not None and self.stage.percent > 0
+        alias = self.alias is not None and self.alias.percent > 0
+        if stage and alias:
+            return "both"
+        return "stage" if stage else "alias" if alias else "none"
+
+    @property
+    def percent(self) -> float:
+        """The canary's share in percent: the stage canary's, else the alias weights'; in
+        ``both`` mode the stage canary's share plus the alias' share of the rest."""
+        stage = self.stage.percent if self.stage is not None else 0.0
+        alias = self.alias.percent if self.alias is not None else 0.0
+        return stage + (100.0 - stage) * alias / 100.0
+
+    @property
+    def canary(self) -> str | None:
+        """The canary: the stage canary's alias, or the weighted version(s), e.g. ``v4``."""
+        names = []
+        if self.stage is not None and self.stage.percent > 0:
+            names.append(self.stage.canary_alias or f"deployment {self.stage.deployment_id}")
+        if self.alias is not None and self.alias.percent > 0:
+            names += [f"v{version}" for version in sorted(self.alias.weights)]
+        return ", ".join(names) or None
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``the stage canary sends 10% to alias prod-canary``."""
+        parts = []
+        if self.stage is not None and self.stage.percent > 0:
+            target = self.stage.canary_alias or f"deployment {self.stage.deployment_id}"
+            parts.append(f"the stage canary sends {self.stage.percent:g}% to {target}")
+        if self.alias is not None and self.alias.percent > 0:
+            shares = ", ".join(
+                f"{100 * weight:g}% to v{version}"
+                for version, weight in sorted(self.alias.weights.items())
+            )
+            parts.append(f"alias {self.alias.alias} sends {shares}")
+        return "; ".join(parts) or "no request reaches a canary"
+
+
+def read_stage_canary(apigateway: Any, rest_api_id: str, stage: str) -> StageCanary | None:
+    """The stage's canary settings (``GetStage``), ``None`` when it has none."""
+    with aws_call(f"reading stage {stage}"):
+        answer = apigateway.get_stage(restApiId=rest_api_id, stageName=stage)
+    settings = answer.get("canarySettings")
+    if settings is None:
+        return None
+    overrides = settings.get("stageVariableOverrides") or {}
+    return StageCanary(
+        percent=float(settings.get("percentTraffic") or 0.0),
+        canary_alias=overrides.get(ALIAS_STAGE_VARIABLE),
+        deployment_id=settings.get("deploymentId"),
     )
+
+
+def read_alias_weights(lambda_client: Any, function_name: str, alias: str) -> AliasWeights:
+    """The live alias' version and extra version weights (``GetAlias``)."""
+    with aws_call(f"reading alias {alias}"):
+        answer = lambda_client.get_alias(FunctionName=function_name, Name=alias)
+    weights = (answer.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    return AliasWeights(
+        alias=alias,
+        version=str(answer["FunctionVersion"]),
+        weights={str(version): float(weight) for version, weight in weights.items()},
+    )
+
+
+def read_live_traffic(
+    apigateway: Any,
+    lambda_client: Any,
+    *,
+    rest_api_id: str,
+    stage: str,
+    function_name: str,
+    live_alias: str,
+) -> LiveTraffic:
+    """Both mechanisms at once, so the caller sees the mode actually deployed whatever the
+    stack file says (e.g. ``LiveTraffic.mode == "stage"`` with ``canaryMode: alias``)."""
+    return LiveTraffic(
+        stage=read_stage_canary(apigateway, rest_api_id, stage),
+        alias=read_alias_weights(lambda_client, function_name, live_alias),
+    )
+
+
+# --- Stopping the canary now ----------------------------------------------------------------
+
+StopOutcome = Literal["applied", "confirmed", "already"]
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The canary takes no traffic now; ``outcome`` says how that is known:
+
+    * ``applied``: AWS accepted the change;
+    * ``confirmed``: the change's answer was lost, and re-reading AWS shows no canary traffic;
+    * ``already``: there was nothing to stop (e.g. a stage without canary settings).
+    """
+
+    outcome: StopOutcome
+    message: str
+
+
+def stop_stage_canary(apigateway: Any, rest_api_id: str, stage: str) -> Stopped:
+    """Send no more of the stage's requests to its canary, now.
+
+    Raises :class:`AwsError`: refused, throttled and credentials errors mean nothing changed;
+    after an unknown outcome the stage is re-read, and the error (``kind="unreachable"``)
+    carries what is live in ``live`` when the re-read worked.
+    """
+    action = f"stopping the canary of stage {stage}"
+    try:
+        with aws_call(action):
+            apigateway.update_stage(
+                restApiId=rest_api_id,
+                stageName=stage,
+                patchOperations=[
+                    {"op": "replace", "path": "/canarySettings/percentTraffic", "value": "0.0"}
+                ],
+            )
+    except AwsError as error:
+        if error.kind == "refused" and _is_not_found(error):
+            # API Gateway answers NotFound to a patch of absent canary settings; a stage
+            # that exists without them sends nothing to a canary.
+            if read_stage_canary(apigateway, rest_api_id, stage) is None:
+                return Stopped("already", f"stage {stage} has no canary settings")
+            raise
+        if error.outcome_known:
+            raise
+        return _confirm(
+            error, lambda: LiveTraffic(stage=read_stage_canary(apigateway, rest_api_id, stage))
+        )
+    return Stopped("applied", f"stage {stage} now sends no requests to its canary")
+
+
+def stop_alias_canary(lambda_client: Any, function_name: str, alias: str) -> Stopped:
+    """Make the live alias send every invocation to its own version, now.
+
+    Errors as for :func:`stop_stage_canary`.
+    """
+    try:
+        with aws_call(f"removing the canary weights of alias {alias}"):
+            lambda_client.update_alias(
+                FunctionName=function_name,
+                Name=alias,
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
+    except AwsError as error:
+        if error.outcome_known:
+            raise
+        return _confirm(
+            error,
+            lambda: LiveTraffic(alias=read_alias_weights(lambda_client, function_name, alias)),
+        )
+    return Stopped("applied", f"alias {alias} now sends everything to its own version")
+
+
+def _confirm(error: AwsError, reread: Callable[[], LiveTraffic]) -> Stopped:
+    """After a change whose answer was lost: what AWS serves now decides."""
+    try:
+        live = reread()
+    except AwsError as again:
+        raise AwsError(
+            "unreachable",
+            f"{error.message}, and re-reading AWS failed too ({again.message}): the canary "
+            "may still take traffic",
+        ) from error
+    if live.mode == "none":
+        return Stopped("confirmed", f"{error.message}; re-read: {live.describe()}")
+    raise AwsError("unreachable", f"{error.message}; re-read: {live.describe()}", live) from error
