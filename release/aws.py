@@ -502,16 +502,15 @@ def _minute(fetched: Mapping[str, _Series], at: datetime) -> Minute:
         errors = fetched[f"{role}_errors"].values.get(at)
         fast = fetched[f"{role}_fast"].values.get(at)
         if counts[f"{role}_requests"]:
-            if errors is None:
-                missing.append(f"{role}_errors: no point")
-            if fast is None:
-                missing.append(f"{role}_fast: no point")
+            for suffix, point in (("errors", errors), ("fast", fast)):
+                if point is None and fetched[f"{role}_{suffix}"].status == "Complete":
+                    missing.append(f"{role}_{suffix}: no point")
         counts[f"{role}_errors"] = round(errors or 0.0)
         counts[f"{role}_slow"] = round(
             counts[f"{role}_requests"] * (100.0 - (100.0 if fast is None else fast)) / 100.0
         )
     if missing:
-        return Minute(at, None, tuple(dict.fromkeys(missing)))
+        return Minute(at, None, tuple(missing))
     return Minute(at, Period(**counts))
 
 
