@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from release import __version__
+from release.aws import AwsError
 from release.commands import DEFAULT_STEPS, AwsClients, Release, ReleaseError
 from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
 from release.deploy import ApplyError, Deployer, PulumiDeployer
 from release.judge import DEFAULT_CONFIG, JudgeConfig
+from release.lock import StackLockedError, stack_lock
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+CANARY_STILL_LIVE = 3
+"""The step stopped on an AWS failure while the canary may still take traffic."""
 
 
 def _steps(text: str) -> tuple[float, ...]:
@@ -273,6 +277,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     program = args.program.resolve()
+    if args.command == "status":
+        return _step(args, program)
+    # One operator at a time edits and applies a stack: taken before the stack file is read, so
+    # what a step reads is what it changes.
+    try:
+        with stack_lock(
+            program / f"Pulumi.{args.stack}.yaml", args.stack, command=f"release {args.command}"
+        ):
+            return _step(args, program)
+    except StackLockedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _step(args: argparse.Namespace, program: Path) -> int:
     try:
         config = StackConfigFile(program, project_name(program), args.stack)
     except NotFoundError as error:
@@ -292,10 +311,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_threshold_ms=args.latency_threshold_ms,
     )
     try:
+        if args.command != "status":
+            # Before any AWS change: a step must be able to record what it did.
+            config.check_writable()
         run(args, release, config)
     except KeyboardInterrupt:
         print(_interrupted(args.command, config), file=sys.stderr)
         return INTERRUPTED
+    except AwsError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        canary_may_be_live = (error.live is None and not error.outcome_known) or (
+            error.live is not None and error.live.percent > 0
+        )
+        return CANARY_STILL_LIVE if canary_may_be_live else 1
     except (ReleaseError, ApplyError, ConfigFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -24,8 +24,8 @@ from botocore.exceptions import (
 )
 
 from release.judge import Period
-from versioned_lambda_api.api_spec import ALIAS_STAGE_VARIABLE
 from versioned_lambda_api.metrics import Role
+from versioned_lambda_api.stage_variables import ALIAS_STAGE_VARIABLE
 
 NAMESPACE = "AWS/Lambda"
 ROLES: tuple[Role, Role] = ("live", "canary")

@@ -19,7 +19,10 @@ import pytest
 
 import release
 from release import __main__ as cli
+from release.aws import AwsError
 from release.commands import AwsClients, Release
+from release.config_file import NotWritableError, StackConfigFile
+from release.lock import stack_lock
 
 # Not tests.conftest's ROOT: that module loads the component's test kit (and pulumi_aws) into
 # the processes below that check what the tool loads.
@@ -358,3 +361,53 @@ def test_a_profile_that_does_not_exist_is_named(
         "error: The config profile (prdo) could not be found: set AWS_PROFILE to a profile of "
         "~/.aws/config, or unset it\n"
     )
+
+
+# --- One operator at a time, and the truth about a failed AWS step ------------------------------
+
+
+def test_a_second_operator_is_refused_while_a_step_holds_the_stack(
+    program: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with stack_lock(program / "Pulumi.prod.yaml", "prod", command="release watch"):
+        code = cli.main(["rollback", "--stack", "prod", "--program", str(program), "--no-apply"])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "stack prod is being changed by" in error
+    assert "release watch" in error
+
+
+def test_nothing_reaches_aws_when_the_stack_file_cannot_be_written(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unwritable(self: StackConfigFile) -> None:
+        raise NotWritableError("Pulumi.prod.yaml is read-only")
+
+    reached: list[str] = []
+    monkeypatch.setattr(StackConfigFile, "check_writable", unwritable)
+    monkeypatch.setattr(cli, "run", lambda *_: reached.append("aws"))
+    assert cli.main(["rollback", "--stack", "prod", "--program", str(program)]) == 1
+    assert reached == []
+    assert "read-only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        pytest.param(AwsError("unreachable", "no answer from API Gateway"), 3, id="unknown"),
+        pytest.param(AwsError("refused", "AccessDenied: not allowed"), 1, id="refused"),
+    ],
+)
+def test_an_aws_failure_says_what_is_true_and_exits_3_while_the_canary_may_be_live(
+    program: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: AwsError,
+    code: int,
+) -> None:
+    def failing(*_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "run", failing)
+    assert cli.main(["rollback", "--stack", "prod", "--program", str(program)]) == code
+    assert capsys.readouterr().err == f"error: {error.message}\n"

@@ -10,10 +10,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from versioned_lambda_api.stage_variables import ALIAS_STAGE_VARIABLE
 from versioned_lambda_api.validation import ConfigError
-
-ALIAS_STAGE_VARIABLE = "lambdaAlias"
-"""The stage variable whose value is the Lambda alias a stage (or its canary) invokes."""
 
 JSON_CONTENT_TYPE = "application/json"
 

@@ -16,7 +16,8 @@ from typing import NotRequired, TypedDict
 import pulumi
 
 from versioned_lambda_api import archive, metrics, validation
-from versioned_lambda_api.api_spec import ALIAS_STAGE_VARIABLE, Route, parse_route, unique_routes
+from versioned_lambda_api.api_spec import Route, parse_route, unique_routes
+from versioned_lambda_api.stage_variables import ALIAS_STAGE_VARIABLE
 
 DEFAULT_RUNTIME = "python3.13"
 DEFAULT_MEMORY_MB = 256
