@@ -60,15 +60,6 @@ class VersionSummary:
         return self.errors / self.requests if self.requests else 0.0
 
 
-@dataclass(frozen=True)
-class MetricsWindow:
-    """What the live and canary aliases did, per period and in total."""
-
-    periods: list[Period]
-    live: VersionSummary
-    canary: VersionSummary
-
-
 def metric_query(
     query_id: str, dimensions: Mapping[str, str], metric: str, statistic: str, period: int
 ) -> dict[str, Any]:
@@ -119,27 +110,6 @@ def metric_queries(
     return queries
 
 
-def read_metrics(
-    cloudwatch: Any,
-    *,
-    dimensions: Mapping[Role, Mapping[str, str]],
-    start: datetime,
-    end: datetime,
-    latency_threshold_ms: float,
-    period_seconds: int = 60,
-) -> MetricsWindow:
-    """Both sides' metrics from ``start`` to ``end``, in as few GetMetricData calls as the
-    results' pages need (one, for a release window). Both ends are rounded down to the
-    period, as CloudWatch rounds the start (and answers aligned requests faster)."""
-    start, end = floor_to(start, period_seconds), floor_to(end, period_seconds)
-    if end <= start:  # not one whole period yet
-        return MetricsWindow([], VersionSummary.empty(), VersionSummary.empty())
-    window = int((end - start).total_seconds()) // 60 * 60
-    queries = metric_queries(dimensions, latency_threshold_ms, period_seconds, window)
-    fetched = _fetch(cloudwatch, queries, start, end)
-    return _window({query_id: got.values for query_id, got in fetched.items()})
-
-
 def live_p99_ms(
     cloudwatch: Any, *, dimensions: Mapping[str, str], start: datetime, end: datetime
 ) -> float | None:
@@ -160,50 +130,6 @@ def floor_to(moment: datetime, period_seconds: int) -> datetime:
     """``moment`` rounded down to a whole multiple of ``period_seconds`` since the epoch."""
     seconds = int(moment.timestamp())
     return moment.fromtimestamp(seconds - seconds % period_seconds, tz=moment.tzinfo)
-
-
-def _window(series: dict[str, dict[datetime, float]]) -> MetricsWindow:
-    per_period_ids = [f"{role}_{suffix}" for role in ROLES for suffix, _, _ in _PER_PERIOD]
-    timestamps = sorted({t for query_id in per_period_ids for t in series[query_id]})
-
-    def count(role: str, suffix: str, at: datetime) -> int:
-        return round(series[f"{role}_{suffix}"].get(at, 0.0))
-
-    def slow(role: str, at: datetime) -> int:
-        fast_percent = series[f"{role}_fast"].get(at)
-        if fast_percent is None:
-            return 0
-        return round(count(role, "requests", at) * (100.0 - fast_percent) / 100.0)
-
-    periods = [
-        Period(
-            live_requests=count("live", "requests", at),
-            live_errors=count("live", "errors", at),
-            live_slow=slow("live", at),
-            canary_requests=count("canary", "requests", at),
-            canary_errors=count("canary", "errors", at),
-            canary_slow=slow("canary", at),
-        )
-        for at in timestamps
-    ]
-
-    def summary(role: str) -> VersionSummary:
-        def total(suffix: str) -> int:
-            return round(sum(series[f"{role}_{suffix}"].values()))
-
-        def latest(suffix: str) -> float | None:
-            values = series[f"{role}_{suffix}"]
-            return values[max(values)] if values else None
-
-        return VersionSummary(
-            requests=total("requests"),
-            errors=total("errors"),
-            throttles=total("throttles"),
-            p50_ms=latest("p50"),
-            p99_ms=latest("p99"),
-        )
-
-    return MetricsWindow(periods, summary("live"), summary("canary"))
 
 
 # --- Errors -------------------------------------------------------------------------------

@@ -148,23 +148,55 @@ class Release:
 
     def rollback(self, clients: AwsClients | None, outputs: dict[str, Any] | None = None) -> None:
         """Send no traffic to the canary: at once through AWS, then in the config file.
-        ``outputs``: the stack's, if the caller has read them (saves a Pulumi CLI call)."""
-        if self._percent() == 0:
-            raise ReleaseError("canaryPercent is already 0: no traffic reaches the canary")
-        if self.apply:
-            if clients is None:
-                raise ReleaseError("rolling back needs AWS clients")
-            self._stop_canary_now(clients, outputs or self._outputs())
-        self.config.set("canaryPercent", "0")
-        self._commit("canaryPercent -> 0 (rolled back)")
 
-    def _stop_canary_now(self, clients: AwsClients, outputs: dict[str, Any]) -> None:
-        if self._alias_mode():
-            aws.stop_alias_canary(clients.lambda_, outputs["functionName"], outputs["liveAlias"])
-            self.out(f"alias {outputs['liveAlias']} now sends everything to its own version")
+        AWS is the truth for traffic: the live stage canary and alias weights are read first,
+        and whatever still sends requests to the canary is stopped, even when the file already
+        says 0 (an earlier ``--no-apply``, a hand edit). ``outputs``: the stack's, if the caller
+        has read them (saves a Pulumi CLI call)."""
+        if not self.apply:
+            if self._percent() == 0:
+                raise ReleaseError("canaryPercent is already 0: no traffic reaches the canary")
+            self.config.set("canaryPercent", "0")
+            self._commit("canaryPercent -> 0 (rolled back)")
+            return
+        if clients is None:
+            raise ReleaseError("rolling back needs AWS clients")
+        outputs = outputs or self._outputs()
+        live = aws.read_live_traffic(
+            clients.apigateway,
+            clients.lambda_,
+            rest_api_id=str(outputs["restApiId"]),
+            stage=str(outputs["stage"]),
+            function_name=str(outputs["functionName"]),
+            live_alias=str(outputs["liveAlias"]),
+        )
+        if live.percent == 0 and self._percent() == 0:
+            raise ReleaseError(
+                "no traffic reaches the canary: AWS sends it none and canaryPercent is 0"
+            )
+        if live.percent > 0:
+            self.out(f"AWS: {live.describe()}")
+            self._stop_canary_now(clients, outputs, live)
         else:
-            aws.stop_stage_canary(clients.apigateway, outputs["restApiId"], outputs["stage"])
-            self.out(f"stage {outputs['stage']} now sends no requests to its canary")
+            self.out("AWS already sends the canary no traffic; recording it in the stack file")
+        if self._percent() != 0:
+            self.config.set("canaryPercent", "0")
+            self._commit("canaryPercent -> 0 (rolled back)")
+
+    def _stop_canary_now(
+        self, clients: AwsClients, outputs: dict[str, Any], live: aws.LiveTraffic
+    ) -> None:
+        """Stop every mechanism AWS shows sending the canary traffic, whatever the file's mode."""
+        if live.stage is not None and live.stage.percent > 0:
+            stopped = aws.stop_stage_canary(
+                clients.apigateway, str(outputs["restApiId"]), str(outputs["stage"])
+            )
+            self.out(stopped.message)
+        if live.alias is not None and live.alias.percent > 0:
+            stopped = aws.stop_alias_canary(
+                clients.lambda_, str(outputs["functionName"]), str(outputs["liveAlias"])
+            )
+            self.out(stopped.message)
 
     # --- judging -----------------------------------------------------------------------
 
@@ -175,16 +207,17 @@ class Release:
         since: datetime,
         until: datetime,
         latency_threshold_ms: float,
-    ) -> tuple[aws.MetricsWindow, Verdict]:
-        """Both sides' metrics from ``since`` to ``until`` and the judge's verdict on them."""
-        window = aws.read_metrics(
+    ) -> tuple[aws.TrustedWindow, Verdict]:
+        """Both sides' metrics from ``since`` to ``until`` and the judge's verdict on the
+        minutes CloudWatch answered in full (a minute it did not is left out, never zero)."""
+        window = aws.read_trusted_metrics(
             clients.cloudwatch,
             dimensions=dimensions,
             start=since,
             end=until,
             latency_threshold_ms=latency_threshold_ms,
         )
-        return window, judge(window.periods, self.judge_config)
+        return window, judge(window.usable_periods, self.judge_config)
 
     def latency_threshold(
         self, clients: AwsClients, live: dict[str, str], before: datetime
@@ -279,7 +312,9 @@ class Release:
                 clients, dimensions, started, current - SETTLE, threshold
             )
             elapsed = f"[{int((current - started).total_seconds() // 60):>3} min]"
-            if not window.periods:
+            if window.unusable:
+                self.out(f"{elapsed} {_unusable(window)}")
+            if not window.usable_periods:
                 self.out(f"{elapsed} {self._percent():g}%: no complete minute in CloudWatch yet")
             else:
                 self.out(
@@ -319,7 +354,7 @@ class StatusReport:
     outputs: dict[str, Any]
     percent: float
     alias_mode: bool
-    window: aws.MetricsWindow
+    window: aws.TrustedWindow
     verdict: Verdict
 
     def to_json(self) -> dict[str, Any]:
@@ -357,6 +392,15 @@ class StatusReport:
         }
 
 
+def _unusable(window: aws.TrustedWindow) -> str:
+    """The minutes CloudWatch did not fully answer, which the judge does not count."""
+    first = window.unusable[0]
+    return (
+        f"{len(window.unusable)} minute(s) left out, CloudWatch's answer incomplete "
+        f"(e.g. {first.at:%H:%M}: {', '.join(first.missing)})"
+    )
+
+
 def _errors(summary: aws.VersionSummary) -> str:
     """E.g. ``0.48% errors of 21,600``."""
     return f"{summary.error_rate:.2%} errors of {summary.requests:,}"
@@ -365,7 +409,7 @@ def _errors(summary: aws.VersionSummary) -> str:
 def format_status(
     outputs: dict[str, Any],
     percent: float,
-    window: aws.MetricsWindow,
+    window: aws.TrustedWindow,
     verdict: Verdict,
     alias_mode: bool = False,
 ) -> list[str]:

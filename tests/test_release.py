@@ -173,10 +173,40 @@ def test_steps_need_a_deployed_stack(program: Path) -> None:
 # --- Rollback: immediate through AWS, then recorded -----------------------------------------
 
 
-def test_stage_rollback_patches_the_canary_share_at_once(program: Path) -> None:
+def live_canary_clients(
+    stage_percent: float = 10.0, alias_weights: dict[str, float] | None = None
+) -> tuple[Any, Any, Stubber, Stubber]:
+    """Real API Gateway and Lambda clients whose answers say what AWS sends the canary now:
+    the stage's canary settings, then the live alias' weights (as read_live_traffic asks)."""
     apigateway = boto3.client("apigateway", region_name=REGION)
-    stubber = Stubber(apigateway)
-    stubber.add_response(
+    lambda_ = boto3.client("lambda", region_name=REGION)
+    stages, functions = Stubber(apigateway), Stubber(lambda_)
+    stages.add_response(
+        "get_stage",
+        {
+            "stageName": "prod",
+            "canarySettings": {
+                "percentTraffic": stage_percent,
+                "stageVariableOverrides": {"lambdaAlias": "prod-canary"},
+                "deploymentId": "d1",
+            },
+        },
+        {"restApiId": "a1b2c3d4e5", "stageName": "prod"},
+    )
+    routing = (
+        {"RoutingConfig": {"AdditionalVersionWeights": alias_weights}} if alias_weights else {}
+    )
+    functions.add_response(
+        "get_alias",
+        {"Name": "prod", "FunctionVersion": "3", **routing},
+        {"FunctionName": OUTPUTS["functionName"], "Name": "prod"},
+    )
+    return apigateway, lambda_, stages, functions
+
+
+def test_stage_rollback_patches_the_canary_share_at_once(program: Path) -> None:
+    apigateway, lambda_, stages, functions = live_canary_clients()
+    stages.add_response(
         "update_stage",
         {"stageName": "prod"},
         {
@@ -188,11 +218,26 @@ def test_stage_rollback_patches_the_canary_share_at_once(program: Path) -> None:
         },
     )
     release, deployer, _ = release_for(program)
-    with stubber:
-        release.rollback(AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=None))
-    stubber.assert_no_pending_responses()
+    with stages, functions:
+        release.rollback(AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=lambda_))
+    stages.assert_no_pending_responses()
     assert reread(program).get("canaryPercent") == "0"
     assert deployer.ups == 1
+
+
+def test_rollback_acts_on_aws_when_the_file_already_says_0(program: Path) -> None:
+    # An earlier `rollback --no-apply` edited the file only: the stage still sends 10%.
+    release, _, lines = release_for(program, apply=False)
+    release.rollback(None)
+    apigateway, lambda_, stages, functions = live_canary_clients()
+    stages.add_response("update_stage", {"stageName": "prod"}, None)
+    release, deployer, lines = release_for(program)
+    with stages, functions:
+        release.rollback(AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=lambda_))
+    stages.assert_no_pending_responses()
+    assert "AWS: the stage canary sends 10% to prod-canary" in lines
+    assert any("now sends no requests to its canary" in line for line in lines)
+    assert deployer.ups == 0  # the file already said 0: nothing to apply
 
 
 @pytest.fixture
@@ -228,9 +273,13 @@ def test_alias_rollback_removes_the_weights_at_once(
     config.set("canaryMode", "alias")
     config.save()
     release, _, lines = release_for(program)
-    release.rollback(
-        AwsClients(cloudwatch=None, apigateway=None, lambda_=lambda_with_weighted_alias)
-    )
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    stages = Stubber(apigateway)
+    stages.add_response("get_stage", {"stageName": "prod"}, None)  # no canary settings
+    with stages:
+        release.rollback(
+            AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=lambda_with_weighted_alias)
+        )
     alias = lambda_with_weighted_alias.get_alias(FunctionName=OUTPUTS["functionName"], Name="prod")
     assert alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}) == {}
     assert reread(program).get("canaryPercent") == "0"
@@ -323,27 +372,6 @@ def put(cloudwatch: Any, alias: str, metric: str, minute: int, value: float) -> 
     )
 
 
-def test_read_metrics_from_cloudwatch_per_period() -> None:
-    with mock_aws():
-        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-        for minute, (live, canary) in enumerate([(270, 30), (280, 20)]):
-            put(cloudwatch, "prod", "Invocations", minute, live)
-            put(cloudwatch, "prod-canary", "Invocations", minute, canary)
-        put(cloudwatch, "prod", "Errors", 0, 2)
-        put(cloudwatch, "prod-canary", "Errors", 1, 3)
-        window = aws.read_metrics(
-            cloudwatch,
-            dimensions=ALIASES,
-            start=T0,
-            end=T0 + timedelta(minutes=5),
-            latency_threshold_ms=1000,
-        )
-    assert [
-        (p.live_requests, p.live_errors, p.canary_requests, p.canary_errors) for p in window.periods
-    ] == [(270, 2, 30, 0), (280, 0, 20, 3)]
-    assert (window.live.requests, window.canary.errors) == (550, 3)
-
-
 def test_slow_requests_come_from_the_percentile_rank() -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     stubber = Stubber(cloudwatch)
@@ -357,21 +385,26 @@ def test_slow_requests_come_from_the_percentile_rank() -> None:
         "get_metric_data",
         {
             "MetricDataResults": [
-                {"Id": key, "Timestamps": [T0] * len(values), "Values": values}
+                {
+                    "Id": key,
+                    "Timestamps": [T0] * len(values),
+                    "Values": values,
+                    "StatusCode": "Complete",
+                }
                 for key, values in series.items()
             ]
         },
         {"MetricDataQueries": ANY, "StartTime": ANY, "EndTime": ANY, "ScanBy": ANY},
     )
     with stubber:
-        window = aws.read_metrics(
+        window = aws.read_trusted_metrics(
             cloudwatch,
             dimensions=ALIASES,
             start=T0,
             end=T0 + timedelta(minutes=1),
             latency_threshold_ms=1000,
         )
-    (period,) = window.periods
+    (period,) = window.usable_periods
     assert (period.live_slow, period.canary_slow) == (2, 5)
     assert window.canary.p99_ms == 1500.0
     assert window.canary.throttles == 2
@@ -381,18 +414,18 @@ def test_windows_are_whole_minutes_and_an_empty_one_costs_no_call() -> None:
     cloudwatch = FakeCloudWatch([(270, 1, 30, 0)] * 5)
     at = T0 + timedelta(seconds=42)
     assert aws.floor_to(at, 60) == T0
-    window = aws.read_metrics(
+    window = aws.read_trusted_metrics(
         cloudwatch, dimensions=ALIASES, start=at, end=at + timedelta(seconds=10),
         latency_threshold_ms=1000,
     )  # fmt: skip
-    assert (window.periods, cloudwatch.requests) == ([], [])
-    window = aws.read_metrics(
+    assert (window.usable_periods, cloudwatch.requests) == ([], [])
+    window = aws.read_trusted_metrics(
         cloudwatch, dimensions=ALIASES, start=at, end=at + timedelta(minutes=3),
         latency_threshold_ms=1000,
     )  # fmt: skip
     (request,) = cloudwatch.requests
     assert (request["StartTime"], request["EndTime"]) == (T0, T0 + timedelta(minutes=3))
-    assert len(window.periods) == 3
+    assert len(window.usable_periods) == 3
 
 
 def test_live_p99_is_one_whole_window_query() -> None:
@@ -474,15 +507,32 @@ class FakeCloudWatch:
         for query in request["MetricDataQueries"]:
             if query["Id"] == "p99":
                 values = [] if self.baseline_p99 is None or end > T0 else [self.baseline_p99]
-                results.append({"Id": "p99", "Timestamps": [start] * len(values), "Values": values})
+                results.append(
+                    {
+                        "Id": "p99",
+                        "Timestamps": [start] * len(values),
+                        "Values": values,
+                        "StatusCode": "Complete",
+                    }
+                )
                 continue
+            role, _, suffix = query["Id"].partition("_")
             column = columns.get(query["Id"])
-            rows = [] if column is None else [(m, self.script[m][column]) for m in minutes]
+            if column is not None:
+                rows = [(m, float(self.script[m][column])) for m in minutes]
+            elif suffix == "fast":
+                # Every request is fast (PR(:threshold) 100%); Lambda publishes Duration only
+                # for minutes with invocations.
+                requests = columns[f"{role}_requests"]
+                rows = [(m, 100.0) for m in minutes if self.script[m][requests]]
+            else:
+                rows = []  # Throttles: no point when nothing was throttled
             results.append(
                 {
                     "Id": query["Id"],
                     "Timestamps": [T0 + timedelta(minutes=m) for m, _ in rows],
-                    "Values": [float(value) for _, value in rows],
+                    "Values": [value for _, value in rows],
+                    "StatusCode": "Complete",
                 }
             )
         return {"MetricDataResults": results}
@@ -529,15 +579,14 @@ def test_status_with_a_latency_threshold_reads_metrics_once(program: Path) -> No
 
 
 def test_watch_rolls_back_a_bad_canary(program: Path) -> None:
-    apigateway = boto3.client("apigateway", region_name=REGION)
-    stubber = Stubber(apigateway)
-    stubber.add_response("update_stage", {"stageName": "prod"}, None)
+    apigateway, lambda_, stages, functions = live_canary_clients()
+    stages.add_response("update_stage", {"stageName": "prod"}, None)
     release, deployer, lines = release_for(program)
     clock = Clock()
     cloudwatch = FakeCloudWatch([(2700, 13, 300, 30)] * 60)
-    with stubber:
+    with stages, functions:
         outcome = release.watch(
-            AwsClients(cloudwatch, apigateway, None), 30, now=clock, sleep=clock.sleep
+            AwsClients(cloudwatch, apigateway, lambda_), 30, now=clock, sleep=clock.sleep
         )
     assert outcome == "ROLLBACK"
     assert reread(program).get("canaryPercent") == "0"
@@ -577,15 +626,14 @@ def test_watch_stops_at_its_time_limit(program: Path) -> None:
 
 
 def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: Path) -> None:
-    apigateway = boto3.client("apigateway", region_name=REGION)
-    stubber = Stubber(apigateway)
-    stubber.add_response("update_stage", {"stageName": "prod"}, None)
+    apigateway, lambda_, stages, functions = live_canary_clients()
+    stages.add_response("update_stage", {"stageName": "prod"}, None)
     release, _, lines = release_for(program)
     release.judge_config = JudgeConfig(max_periods=20)
     clock = Clock()
-    with stubber:
+    with stages, functions:
         outcome = release.watch(
-            AwsClients(FakeCloudWatch([(2700, 13, 0, 0)] * 100), apigateway, None),
+            AwsClients(FakeCloudWatch([(2700, 13, 0, 0)] * 100), apigateway, lambda_),
             now=clock,
             sleep=clock.sleep,
         )
