@@ -258,7 +258,7 @@ def run(args: argparse.Namespace, release: Release, config: StackConfigFile) -> 
     if args.command == "start":
         release.start()
     elif args.command == "advance":
-        release.advance()
+        release.advance(_clients(region) if args.apply else None)
     elif args.command == "promote":
         release.promote()
     elif args.command == "rollback":

@@ -121,9 +121,26 @@ class Release:
             raise ReleaseError(f"stableVersion is already {live}: the release has started")
         self._commit(f"stableVersion pinned to {live}; deploy new code to start the canary")
 
-    def advance(self) -> float:
-        """Move the canary's share to the next step of the schedule."""
+    def advance(self, clients: AwsClients | None = None) -> float:
+        """Move the canary's share to the next step of the schedule.
+
+        With ``clients``, the stage canary's share AWS serves now is read first: when an earlier
+        apply failed (the file says 25, the stage still sends 10), the file's share is applied
+        again instead of stepping past it, so no share goes unbaked."""
         current = self._percent()
+        if clients is not None and self.apply and not self._alias_mode():
+            outputs = self._outputs()
+            stage = aws.read_stage_canary(
+                clients.apigateway, str(outputs["restApiId"]), str(outputs["stage"])
+            )
+            live = stage.percent if stage is not None else 0.0
+            if live != current:
+                self.out(
+                    f"AWS sends the canary {live:g}% but canaryPercent is {current:g}: "
+                    f"applying {current:g}% first; run advance again after its bake"
+                )
+                self._commit(f"canaryPercent {current:g} (unchanged, re-applied)")
+                return current
         following = self._following_steps()
         if not following:
             raise ReleaseError(

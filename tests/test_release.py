@@ -225,6 +225,22 @@ def test_stage_rollback_patches_the_canary_share_at_once(program: Path) -> None:
     assert deployer.ups == 1
 
 
+def test_a_failed_advance_run_again_applies_the_unbaked_share_instead_of_skipping_it(
+    program: Path,
+) -> None:
+    # The file says 25 (an earlier advance's apply failed); the stage still sends 10.
+    config = StackConfigFile(program, "event-logger", "prod")
+    config.set("canaryPercent", "25")
+    config.save()
+    apigateway, _, stages, _ = live_canary_clients(stage_percent=10.0)
+    release, deployer, lines = release_for(program)
+    with stages:
+        assert release.advance(AwsClients(None, apigateway, None)) == 25
+    assert reread(program).get("canaryPercent") == "25"
+    assert deployer.ups == 1
+    assert "AWS sends the canary 10% but canaryPercent is 25: applying 25% first" in lines[0]
+
+
 def test_rollback_acts_on_aws_when_the_file_already_says_0(program: Path) -> None:
     # An earlier `rollback --no-apply` edited the file only: the stage still sends 10%.
     release, _, lines = release_for(program, apply=False)
@@ -705,9 +721,22 @@ def test_cli_apply_without_the_pulumi_cli_fails_clearly(
     assert reread(program).get("stableVersion") is None  # nothing written
 
 
+def test_cli_advance_without_the_pulumi_cli_edits_nothing(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # advance first compares the file with what is deployed, which needs the stack's outputs.
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    assert main(["advance", "--stack", "prod", "--program", str(program)]) == 1
+    assert "needs the Pulumi CLI" in capsys.readouterr().err
+    assert reread(program).get("canaryPercent") == "10"
+
+
 def test_cli_apply_after_an_edit_without_the_pulumi_cli_says_the_file_is_edited(
     program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    config = StackConfigFile(program, "event-logger", "prod")
+    config.set("canaryMode", "alias")  # the alias weights follow the file: no AWS read first
+    config.save()
     monkeypatch.setattr(shutil, "which", lambda _: None)
     assert main(["advance", "--stack", "prod", "--program", str(program)]) == 1
     err = capsys.readouterr().err
