@@ -16,7 +16,13 @@ from pathlib import Path
 
 from release import __version__
 from release.aws import AwsError
-from release.commands import DEFAULT_STEPS, AwsClients, Release, ReleaseError
+from release.commands import (
+    DEFAULT_STEPS,
+    AwsClients,
+    CanaryStillLiveError,
+    Release,
+    ReleaseError,
+)
 from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
 from release.deploy import ApplyError, Deployer, PulumiDeployer
 from release.judge import DEFAULT_CONFIG, JudgeConfig
@@ -326,7 +332,7 @@ def _step(args: argparse.Namespace, program: Path) -> int:
         return CANARY_STILL_LIVE if canary_may_be_live else 1
     except (ReleaseError, ApplyError, ConfigFileError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return CANARY_STILL_LIVE if isinstance(error, CanaryStillLiveError) else 1
     except Exception as error:
         # AWS errors (no credentials, throttling, access denied) end the step, not the shell.
         message = _aws_error(error, config)

@@ -33,6 +33,15 @@ class ReleaseError(Exception):
     """A step that cannot be taken in the stack's current state."""
 
 
+class CanaryStillLiveError(ReleaseError):
+    """``watch`` had to stop while the canary still takes its share of the traffic."""
+
+
+METRICS_READ_ATTEMPTS = 5
+"""Consecutive periods ``watch`` tolerates without readable metrics (a throttle, a 5xx, a lost
+connection) before it stops, saying the canary is still live."""
+
+
 @dataclass
 class AwsClients:
     """The AWS clients a release uses, created by the caller (real, moto or stubbed)."""
@@ -322,13 +331,20 @@ class Release:
         deadline = started + timedelta(minutes=max_minutes)
         dimensions = self._traffic_dimensions(outputs)
         threshold = self.latency_threshold(clients, dimensions["live"], started)
+        failed_reads = 0
         while True:
             sleep(period_seconds)
             current = now()
-            window, verdict = self.measure(
-                clients, dimensions, started, current - SETTLE, threshold
-            )
             elapsed = f"[{int((current - started).total_seconds() // 60):>3} min]"
+            try:
+                window, verdict = self.measure(
+                    clients, dimensions, started, current - SETTLE, threshold
+                )
+            except aws.AwsError as error:
+                failed_reads += 1
+                self._unreadable_metrics(error, failed_reads, elapsed)
+                continue
+            failed_reads = 0
             if window.unusable:
                 self.out(f"{elapsed} {_unusable(window)}")
             if not window.usable_periods:
@@ -354,6 +370,21 @@ class Release:
             if current >= deadline:
                 self.out(f"stopped watching after {max_minutes} min with no decision")
                 return "CONTINUE"
+
+    def _unreadable_metrics(self, error: aws.AwsError, failed_reads: int, elapsed: str) -> None:
+        """Wait out a transient failure to read the metrics; stop, saying the canary is still
+        live and how to go on, after :data:`METRICS_READ_ATTEMPTS` periods in a row."""
+        if not error.retryable:
+            raise error
+        if failed_reads >= METRICS_READ_ATTEMPTS:
+            stack = self.config.path.stem.removeprefix("Pulumi.")
+            raise CanaryStillLiveError(
+                f"stopped watching: no metrics for {failed_reads} periods in a row "
+                f"({error.message}); the canary still takes {self._percent():g}% of the "
+                f"requests: 'make release-watch STACK={stack}' resumes, "
+                f"'make release-rollback STACK={stack}' stops it"
+            ) from error
+        self.out(f"{elapsed} metrics unreadable ({error.message}); trying again next minute")
 
     def _explain(self, action: str, verdict: Verdict) -> None:
         for line in textwrap.wrap(f"{action}: {verdict.reason}", width=78, subsequent_indent="  "):

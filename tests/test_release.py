@@ -15,9 +15,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from release import __main__ as cli
 from release import aws
 from release.__main__ import main
-from release.commands import AwsClients, Release, ReleaseError
+from release.commands import AwsClients, CanaryStillLiveError, Release, ReleaseError
 from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
 from release.judge import JudgeConfig
 from tests.conftest import ROOT
@@ -786,3 +787,57 @@ def test_cli_bad_bake_minutes(
     with pytest.raises(SystemExit):
         main(["watch", "--stack", "prod", "--program", str(program), "--bake-minutes", minutes])
     assert "must be a whole number of minutes above 0" in capsys.readouterr().err
+
+
+class FlakyCloudWatch(FakeCloudWatch):
+    """Fails the first ``failures`` reads of the window's metrics, as a throttled CloudWatch
+    does after botocore's retries; the hour-before baseline read always works."""
+
+    def __init__(self, script: list[tuple[int, int, int, int]], failures: int) -> None:
+        super().__init__(script, baseline_p99=420.0)
+        self.failures = failures
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        if request["EndTime"] > T0 and self.failures > 0:
+            self.failures -= 1
+            raise aws.AwsError("throttled", "CloudWatch throttled GetMetricData")
+        return super().get_metric_data(**request)
+
+
+def test_watch_waits_out_a_few_unreadable_minutes(program: Path) -> None:
+    release, _, lines = release_for(program)
+    release.judge_config = JudgeConfig(min_canary_requests=100)
+    clock = Clock()
+    cloudwatch = FlakyCloudWatch([(2700, 13, 300, 1)] * 600, failures=3)
+    outcome = release.watch(AwsClients(cloudwatch, None, None), 600, now=clock, sleep=clock.sleep)
+    assert outcome == "PROMOTE"
+    unreadable = [line for line in lines if "metrics unreadable" in line]
+    assert len(unreadable) == 3
+    assert "CloudWatch throttled GetMetricData" in unreadable[0]
+
+
+def test_watch_stops_saying_the_canary_is_live_when_metrics_stay_unreadable(
+    program: Path,
+) -> None:
+    release, deployer, _ = release_for(program)
+    clock = Clock()
+    cloudwatch = FlakyCloudWatch([(2700, 13, 300, 1)] * 600, failures=100)
+    with pytest.raises(CanaryStillLiveError) as stopped:
+        release.watch(AwsClients(cloudwatch, None, None), 600, now=clock, sleep=clock.sleep)
+    message = str(stopped.value)
+    assert "no metrics for 5 periods in a row" in message
+    assert "the canary still takes 10% of the requests" in message
+    assert "'make release-rollback STACK=prod' stops it" in message
+    assert deployer.ups == 0
+    assert reread(program).get("canaryPercent") == "10"
+
+
+def test_the_cli_exits_3_when_watch_stops_with_the_canary_live(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stopped(*_: object) -> None:
+        raise CanaryStillLiveError("stopped watching: the canary still takes 10%")
+
+    monkeypatch.setattr(cli, "run", stopped)
+    assert main(["watch", "--stack", "prod", "--program", str(program)]) == 3
+    assert "the canary still takes 10%" in capsys.readouterr().err
