@@ -124,11 +124,17 @@ class Release:
     # --- steps -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Pin the live version, so the next deploy's new version becomes the canary."""
+        """Pin the live version, so the next deploy's new version becomes the canary.
+
+        Run again after an apply that failed, it applies the pin the file already holds
+        (a deploy that changes nothing when it is in place) instead of stopping at the file."""
         live = str(self._outputs()["liveVersion"])
-        if not self.config.set("stableVersion", live):
+        if self.config.set("stableVersion", live):
+            self._commit(f"stableVersion pinned to {live}; deploy new code to start the canary")
+        elif self.apply:
+            self._commit(f"stableVersion already {live}: applying it, in case it is not deployed")
+        else:
             raise ReleaseError(f"stableVersion is already {live}: the release has started")
-        self._commit(f"stableVersion pinned to {live}; deploy new code to start the canary")
 
     def advance(self, clients: AwsClients | None = None) -> float:
         """Move the canary's share to the next step of the schedule.

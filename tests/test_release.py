@@ -128,6 +128,18 @@ def test_start_pins_the_live_version_and_applies(program: Path) -> None:
     assert reread(program).get("stableVersion") == "3"
     assert deployer.ups == 1
     assert "Resources: 2 updated" in lines
+
+
+def test_start_run_again_after_a_failed_apply_applies_the_pin(program: Path) -> None:
+    release, deployer, _ = release_for(program, apply=False)
+    release.start()  # as if its apply had failed: the file holds the pin, AWS does not
+    release, deployer, lines = release_for(program)
+    release.start()
+    assert deployer.ups == 1
+    assert "Pulumi.prod.yaml: stableVersion already 3: applying it, in case it is not deployed" in (
+        lines
+    )
+    release, _, _ = release_for(program, apply=False)
     with pytest.raises(ReleaseError, match="already 3"):
         release.start()
 
