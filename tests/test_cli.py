@@ -23,29 +23,11 @@ from release.aws import AwsError
 from release.commands import AwsClients, Release
 from release.config_file import NotWritableError, StackConfigFile
 from release.lock import stack_lock
+from tests.release_fakes import FakeDeployer
 
 # Not tests.conftest's ROOT: that module loads the component's test kit (and pulumi_aws) into
 # the processes below that check what the tool loads.
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUTS = {
-    "functionName": "event-logger-function-abc1234",
-    "liveAlias": "prod",
-    "canaryAlias": "prod-canary",
-    "liveVersion": "3",
-    "canaryVersion": "4",
-    "restApiId": "a1b2c3d4e5",
-    "stage": "prod",
-}
-
-
-class FakeDeployer:
-    def outputs(self) -> dict[str, Any]:
-        return dict(OUTPUTS)
-
-    def up(self, on_output: Any) -> None:
-        on_output("Resources: 1 updated")
-
-
 # Each side's requests, errors, throttles and percent of requests within the slow threshold.
 PER_MINUTE = {"requests": 900.0, "errors": 1.0, "throttles": 0.0, "fast": 99.0}
 

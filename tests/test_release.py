@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,36 +22,11 @@ from release.commands import AwsClients, CanaryStillLiveError, Release, ReleaseE
 from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
 from release.judge import JudgeConfig
 from tests.conftest import ROOT
+from tests.release_fakes import OUTPUTS, FakeDeployer
 from versioned_lambda_api.metrics import Role
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-OUTPUTS = {
-    "functionName": "event-logger-function-abc1234",
-    "liveAlias": "prod",
-    "canaryAlias": "prod-canary",
-    "liveVersion": "3",
-    "canaryVersion": "4",
-    "restApiId": "a1b2c3d4e5",
-    "stage": "prod",
-}
-
-
-class FakeDeployer:
-    """Stands in for the Automation API: fixed outputs, and a record of every ``up``."""
-
-    def __init__(self, outputs: dict[str, Any] | None = None) -> None:
-        self.stack_outputs = dict(OUTPUTS if outputs is None else outputs)
-        self.ups = 0
-        self.output_reads = 0
-
-    def outputs(self) -> dict[str, Any]:
-        self.output_reads += 1
-        return self.stack_outputs
-
-    def up(self, on_output: Callable[[str], None]) -> None:
-        self.ups += 1
-        on_output("Resources: 2 updated")
 
 
 @pytest.fixture
