@@ -124,21 +124,6 @@ def test_a_stage_permission_covers_every_method_and_path_of_that_stage_only() ->
     assert api_spec.stage_source_arn_suffix("prod") == "/prod/*/*"
 
 
-@pytest.mark.parametrize(
-    ("stage", "method", "path", "suffix"),
-    [
-        ("prod", "POST", "events", "/prod/POST/events"),
-        ("dev", "GET", "a/b/c", "/dev/GET/a/b/c"),
-        ("dev", "GET", "events/{id}", "/dev/GET/events/*"),
-        ("dev", "GET", "files/{proxy+}", "/dev/GET/files/*"),
-    ],
-)
-def test_source_arn_suffix_scopes_to_stage_method_and_path(
-    stage: str, method: str, path: str, suffix: str
-) -> None:
-    assert api_spec.source_arn_suffix(stage, method, path) == suffix
-
-
 # --- Error responses ------------------------------------------------------------------------
 
 ERROR_MESSAGES = {

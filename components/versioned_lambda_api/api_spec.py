@@ -216,15 +216,6 @@ def stage_source_arn_suffix(stage: str) -> str:
     return f"/{stage}/*/*"
 
 
-def source_arn_suffix(stage: str, method: str, path: str) -> str:
-    """What follows the API's execution ARN in the source ARN of a request to this route.
-
-    Path parameters become ``*`` because the permission must match every value a client sends.
-    """
-    arn_path = "/".join("*" if part.startswith("{") else part for part in path.split("/"))
-    return f"/{stage}/{method}/{arn_path}"
-
-
 # --- Route trees API Gateway refuses ------------------------------------------------------------
 #
 # API Gateway builds a REST API's paths as a tree of resources, one per path segment, and refuses

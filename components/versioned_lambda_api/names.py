@@ -129,24 +129,17 @@ def _limit(fits: Callable[[int], bool]) -> int:
     return max((length for length in range(1, 1025) if fits(length)), default=0)
 
 
-def _fits(name: PhysicalName, component: str, stage: str) -> bool:
-    return aws_names.name_problem(name.type_token, name.build(component, stage)) is None
-
-
 @cache
 def max_component_name_length() -> int:
     """The longest component name every physical name built from it can carry."""
-    return _limit(
-        lambda length: all(_fits(n, "a" * length, _SHORTEST_STAGE) for n in PHYSICAL_NAMES)
-    )
+    return _limit(lambda length: _first_refused("a" * length, _SHORTEST_STAGE) is None)
 
 
 @cache
-def max_stage_name_length() -> int:
-    """The longest stage name every physical name built from it can carry."""
-    return _limit(
-        lambda length: all(_fits(n, _SHORTEST_COMPONENT, "a" * length) for n in PHYSICAL_NAMES)
-    )
+def max_stage_name_length(component: str = _SHORTEST_COMPONENT) -> int:
+    """The longest stage name every physical name built from it (and from ``component``, by
+    default the shortest) can carry."""
+    return _limit(lambda length: _first_refused(component, "a" * length) is None)
 
 
 def check_names(component: str, stages: list[str], stages_key: str = "stages") -> None:
@@ -169,7 +162,7 @@ def check_names(component: str, stages: list[str], stages_key: str = "stages") -
             raise ConfigError(
                 f"{stages_key}[{index}].name {stage!r} ({len(stage)} characters) cannot name "
                 f"{what} of component {component!r}: {problem}. With this component name, "
-                f"stage names are at most {_stage_limit_with(component)} characters"
+                f"stage names are at most {max_stage_name_length(component)} characters"
             )
 
 
@@ -180,7 +173,3 @@ def _first_refused(component: str, stage: str) -> tuple[str, str] | None:
         if problem is not None:
             return name.what, problem
     return None
-
-
-def _stage_limit_with(component: str) -> int:
-    return _limit(lambda length: all(_fits(n, component, "a" * length) for n in PHYSICAL_NAMES))
