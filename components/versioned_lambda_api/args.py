@@ -6,7 +6,6 @@ Pulumi's component analyzer reads these classes to publish the component to othe
 and :func:`parse_args` walks the same annotations to check the shape of what a caller passed.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -237,21 +236,6 @@ class ApiPlan:
     alarm_actions: list[pulumi.Input[str]]
     environment: dict[str, pulumi.Input[str]]
     """Empty when the function has no environment variables."""
-
-
-# Dashboard names allow only these characters; 100 keeps the longest alarm name (a 128-character
-# stage, ``-canary-p99-duration``) within CloudWatch's 255.
-_COMPONENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
-
-
-def component_name(value: str) -> str:
-    """Return the component's name if its alarms and dashboards can be named after it."""
-    if not _COMPONENT_NAME.fullmatch(value):
-        raise validation.ConfigError(
-            "name must be 1 to 100 letters, digits, '-' or '_' (it names the CloudWatch "
-            f"dashboards, which allow no other characters), got {value!r}"
-        )
-    return value
 
 
 def canary_mode(value: str, key: str) -> CanaryMode:
