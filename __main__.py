@@ -71,6 +71,8 @@ pulumi.export("canaryAlias", _for_stage(api.canary_aliases))
 pulumi.export("liveVersion", _for_stage(api.live_versions))
 pulumi.export("canaryVersion", _for_stage(api.canary_versions))
 pulumi.export("canaryPercent", settings.stage.get("canary_percent", 0))
+# The release tool compares the mode deployed with the stack file's and with what AWS serves.
+pulumi.export("canaryMode", str(settings.stage["canary_mode"]))
 pulumi.export("tableName", table.name)
 pulumi.export("dashboard", _for_stage(api.dashboard_names))
 pulumi.export("apiKey", pulumi.Output.secret(_for_stage(api.api_keys)))

@@ -1,8 +1,8 @@
 """event-logger-release {status,start,advance,promote,rollback,watch} --stack STACK [options]
 
 Also ``python -m release``. Exit status: 0 done, 1 the step failed (its state, Pulumi or AWS
-refused it), 2 the command line is wrong (options, the program folder, the stack), 130 stopped
-by Ctrl-C.
+refused it), 2 the command line is wrong (options, the program folder, the stack), 3 rollback or
+watch stopped while the canary still takes (or may take) traffic, 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,10 +27,13 @@ from release.config_file import ConfigFileError, NotFoundError, StackConfigFile,
 from release.deploy import ApplyError, Deployer, PulumiDeployer
 from release.judge import DEFAULT_CONFIG, JudgeConfig
 from release.lock import StackLockedError, stack_lock
+from release.state import share
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 CANARY_STILL_LIVE = 3
-"""The step stopped on an AWS failure while the canary may still take traffic."""
+"""Rollback or watch stopped while the canary still takes (or may take) traffic."""
+# The commands whose failure leaves a canary someone meant to stop, or to watch, serving.
+GUARDS_THE_CANARY = ("rollback", "watch")
 
 
 def _steps(text: str) -> tuple[float, ...]:
@@ -120,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_prog(),
         description="Take a stack's canary from start to promotion or rollback. Exit status: "
-        "0 done, 1 the step failed, 2 a wrong command line, 130 stopped by Ctrl-C.",
+        "0 done, 1 the step failed, 2 a wrong command line, 3 rollback or watch stopped with "
+        "the canary still live, 130 stopped by Ctrl-C.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # What the steps without a given option take (each subcommand has only its own options).
@@ -193,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         "judge every minute; advance, promote or roll back",
         "Judge the canary every minute and act on the verdict: advance through --steps, "
-        "then promote, or roll back. Ctrl-C stops watching and changes nothing more.",
+        "then promote, or roll back. A rollback stops the canary through AWS even with "
+        "--no-apply. Stops when someone else changes the stack file or what AWS serves. "
+        "Ctrl-C stops watching and changes nothing more.",
         _add_no_apply,
         _add_steps,
         _add_judge,
@@ -208,12 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _clients(region: str | None) -> AwsClients:
     import boto3  # noqa: PLC0415 - only the steps that talk to AWS pay for it
+    from botocore.config import Config  # noqa: PLC0415
 
+    # botocore waits 60 s for a connection and for an answer by default: a person stopping a
+    # canary learns that AWS is unreachable within a minute instead (3 tries of 5 + 10 s).
+    config = Config(
+        connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 3}
+    )
     session = boto3.session.Session(region_name=region)
     return AwsClients(
-        cloudwatch=session.client("cloudwatch"),
-        apigateway=session.client("apigateway"),
-        lambda_=session.client("lambda"),
+        cloudwatch=session.client("cloudwatch", config=config),
+        apigateway=session.client("apigateway", config=config),
+        lambda_=session.client("lambda", config=config),
     )
 
 
@@ -221,8 +233,9 @@ def _deployer(program: Path, stack: str) -> Deployer:
     return PulumiDeployer(program, stack)
 
 
-def _aws_error(error: Exception, config: StackConfigFile) -> str | None:
-    """What to tell the user about an error from boto3, or ``None`` if it is not one."""
+def _setup_advice(error: BaseException, config: StackConfigFile) -> str | None:
+    """How to fix boto3's setup errors (no credentials, region or profile), ``None`` for any
+    other error. AWS' own answers are :class:`AwsError` already (``release.aws.classify``)."""
     if not type(error).__module__.startswith(("botocore", "boto3")):
         return None
     # botocore is loaded: the error came from it.
@@ -242,41 +255,107 @@ def _aws_error(error: Exception, config: StackConfigFile) -> str | None:
         )
     if isinstance(error, exceptions.ProfileNotFound):
         return f"{error}: set AWS_PROFILE to a profile of ~/.aws/config, or unset it"
-    return f"AWS refused the step: {error}"
+    return None
 
 
-def _interrupted(command: str, config: StackConfigFile) -> str:
-    """One line for Ctrl-C: where the stack file stands, and how to finish an apply that the
-    interrupt cut short (Pulumi cancels its update on the same Ctrl-C)."""
+def _message(error: Exception, config: StackConfigFile) -> str:
+    """An error for people; missing credentials or region come with how to provide them."""
+    if not isinstance(error, AwsError):
+        return str(error)
+    if error.kind == "credentials" and error.__cause__ is not None:
+        return _setup_advice(error.__cause__, config) or error.message
+    return error.message
+
+
+def _interrupted(
+    command: str, config: StackConfigFile, release: Release, clients: AwsClients | None
+) -> None:
+    """Say on Ctrl-C what the stack file says and, when the step had read AWS, what AWS
+    serves now (read again: an apply the interrupt cut short may have changed it; Pulumi
+    cancels its update on the same Ctrl-C)."""
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
     if command == "status":
-        return "interrupted"
+        say("interrupted")
+        return
     stack = config.path.stem.removeprefix("Pulumi.")
-    return (
+    stopped = (
         f"interrupted: {command} stopped; {config.path.name} says canaryPercent "
-        f"{config.get('canaryPercent')}, stableVersion {config.get('stableVersion') or 'unset'}"
-        f" (if an apply was cut short, 'make up STACK={stack}' completes it)"
+        f"{config.read('canaryPercent')}, stableVersion {config.read('stableVersion') or 'unset'}"
     )
+    if release.last_state is None or clients is None:
+        say(f"{stopped} (if an apply was cut short, 'make up STACK={stack}' completes it)")
+        return
+    say(stopped)
+    say("reading what AWS serves now (Ctrl-C again to skip) ...")
+    try:
+        state = release.read_state(clients, release.last_state.outputs)
+    except (AwsError, KeyboardInterrupt) as error:
+        reason = error.message if isinstance(error, AwsError) else "skipped"
+        say(f"AWS not read again ({reason}): 'make release-status STACK={stack}' shows it")
+        return
+    say(f"AWS: {state.live.describe()}")
+    for difference in state.differences():
+        say(f"drift: {difference}")
+    if command == "watch" and state.live.percent > 0:
+        say(
+            f"the canary is live and unwatched: 'make release-watch STACK={stack}' resumes, "
+            f"'make release-rollback STACK={stack}' stops it"
+        )
 
 
-def run(args: argparse.Namespace, release: Release, config: StackConfigFile) -> None:
+def _aws_clients(args: argparse.Namespace, config: StackConfigFile) -> AwsClients | None:
+    """The AWS clients of a step that talks to AWS: every one but those editing only the file
+    (``--no-apply``); watch reads metrics either way."""
+    if args.command in ("status", "watch") or args.apply:
+        return _clients(config.get_raw("aws:region"))
+    return None
+
+
+def run(args: argparse.Namespace, release: Release, clients: AwsClients | None) -> None:
     """Take the step the command line names."""
-    region = config.get_raw("aws:region")
     if args.command == "start":
-        release.start()
+        release.start(clients)
     elif args.command == "advance":
-        release.advance(_clients(region) if args.apply else None)
+        release.advance(clients)
     elif args.command == "promote":
-        release.promote()
+        release.promote(clients)
     elif args.command == "rollback":
-        release.rollback(_clients(region) if args.apply else None)
-    elif args.command == "status":
-        if args.format == "json":
-            report = release.status_report(_clients(region), args.minutes, datetime.now(UTC))
+        release.rollback(clients)
+    else:
+        assert clients is not None  # noqa: S101 - _aws_clients gives status and watch theirs
+        if args.command == "watch":
+            release.watch(clients, args.max_minutes)
+        elif args.format == "json":
+            report = release.status_report(clients, args.minutes, datetime.now(UTC))
             print(json.dumps(report.to_json(), indent=2))
         else:
-            release.status(_clients(region), args.minutes, datetime.now(UTC))
-    else:
-        release.watch(_clients(region), args.max_minutes)
+            release.status(clients, args.minutes, datetime.now(UTC))
+
+
+def _failure(command: str, error: Exception, release: Release) -> int:
+    """Print what is live after a failed rollback or watch; the exit status: 3 when the canary
+    still takes, or may take, traffic, else 1."""
+    if command not in GUARDS_THE_CANARY:
+        return 1
+    if isinstance(error, CanaryStillLiveError):
+        return CANARY_STILL_LIVE  # its message says what is live
+    if isinstance(error, AwsError) and (error.live is not None or not error.outcome_known):
+        # The failed call's own re-read (or its lack) is the newest word on AWS.
+        live = error.live
+        return CANARY_STILL_LIVE if live is None or live.percent > 0 else 1
+    state = release.last_state
+    if state is None or state.live.percent == 0:
+        return 1
+    stack = state.stack
+    print(
+        f"the canary still takes {share(state.live.percent)}% ({state.live.describe()}): "
+        f"'make release-rollback STACK={stack}' stops it",
+        file=sys.stderr,
+    )
+    return CANARY_STILL_LIVE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,26 +395,23 @@ def _step(args: argparse.Namespace, program: Path) -> int:
         judge_config=JudgeConfig(on_timeout=args.on_timeout, max_periods=args.bake_minutes),
         latency_threshold_ms=args.latency_threshold_ms,
     )
+    clients = None
     try:
         if args.command != "status":
             # Before any AWS change: a step must be able to record what it did.
             config.check_writable()
-        run(args, release, config)
+        clients = _aws_clients(args, config)
+        run(args, release, clients)
     except KeyboardInterrupt:
-        print(_interrupted(args.command, config), file=sys.stderr)
+        _interrupted(args.command, config, release, clients)
         return INTERRUPTED
-    except AwsError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        canary_may_be_live = (error.live is None and not error.outcome_known) or (
-            error.live is not None and error.live.percent > 0
-        )
-        return CANARY_STILL_LIVE if canary_may_be_live else 1
-    except (ReleaseError, ApplyError, ConfigFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return CANARY_STILL_LIVE if isinstance(error, CanaryStillLiveError) else 1
+    except (AwsError, ReleaseError, ApplyError, ConfigFileError) as error:
+        print(f"error: {_message(error, config)}", file=sys.stderr)
+        return _failure(args.command, error, release)
     except Exception as error:
-        # AWS errors (no credentials, throttling, access denied) end the step, not the shell.
-        message = _aws_error(error, config)
+        # boto3 refuses to make clients without a region, or with a profile that is not
+        # there; anything else is a bug, and its traceback says where.
+        message = _setup_advice(error, config)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)

@@ -114,16 +114,16 @@ def live_p99_ms(
     cloudwatch: Any, *, dimensions: Mapping[str, str], start: datetime, end: datetime
 ) -> float | None:
     """The p99 of ``Duration`` over ``start``..``end`` for one side's dimensions; ``None``
-    when it had no invocations."""
+    when it had no invocations, or when CloudWatch did not answer the query in full (the
+    caller then falls back to a fixed threshold rather than a p99 of part of the hour)."""
     start, end = floor_to(start, 60), floor_to(end, 60)
     seconds = max(60, int((end - start).total_seconds()) // 60 * 60)
-    response = cloudwatch.get_metric_data(
-        MetricDataQueries=[metric_query("p99", dimensions, "Duration", "p99", seconds)],
-        StartTime=start,
-        EndTime=end,
-    )
-    values = [value for result in response["MetricDataResults"] for value in result["Values"]]
-    return max(values) if values else None
+    queries = [metric_query("p99", dimensions, "Duration", "p99", seconds)]
+    with aws_call("reading live's latency from CloudWatch"):
+        fetched = _fetch(cloudwatch, queries, start, end)["p99"]
+    if fetched.status != "Complete" or not fetched.values:
+        return None
+    return max(fetched.values.values())
 
 
 def floor_to(moment: datetime, period_seconds: int) -> datetime:

@@ -3,6 +3,10 @@
 Every step changes the stack only through its config file and then applies that file with
 the Automation API (unless ``--no-apply``), so the deployed state never drifts from the code.
 Rollback first stops the canary directly through AWS, so it takes effect in seconds.
+
+Before acting, a step reads what AWS serves and reports where it differs from the file and the
+last deploy (:mod:`release.state`); ``watch`` does so every period and stops when someone else
+changed either.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from release import aws
-from release.config_file import StackConfigFile
+from release.config_file import ConfigFileError, StackConfigFile
 from release.deploy import ApplyError, Deployer
 from release.judge import JudgeConfig, Verdict, judge
+from release.state import FileSays, Mode, StackState, share
 from versioned_lambda_api.metrics import Role, stage_traffic
 
 DEFAULT_STEPS = (10.0, 25.0, 50.0)
@@ -38,8 +43,11 @@ class CanaryStillLiveError(ReleaseError):
 
 
 METRICS_READ_ATTEMPTS = 5
-"""Consecutive periods ``watch`` tolerates without readable metrics (a throttle, a 5xx, a lost
-connection) before it stops, saying the canary is still live."""
+"""Consecutive periods ``watch`` tolerates without readable metrics or traffic settings (a
+throttle, a 5xx, a lost connection) before it stops, saying the canary is still live."""
+
+# The keys whose change by someone else stops ``watch``: they decide what the canary serves.
+RELEASE_KEYS = ("canaryPercent", "canaryMode", "stableVersion")
 
 
 @dataclass
@@ -63,8 +71,15 @@ class Release:
     judge_config: JudgeConfig = field(default_factory=JudgeConfig)
     latency_threshold_ms: float | None = None
     """A request slower than this is slow; ``None``: live's p99 in the hour before."""
+    last_state: StackState | None = field(default=None, init=False)
+    """What the step last read of the file, the stack and AWS: what an interrupted step
+    reports."""
 
     # --- state -------------------------------------------------------------------------
+
+    @property
+    def stack(self) -> str:
+        return self.config.path.stem.removeprefix("Pulumi.")
 
     def _outputs(self) -> dict[str, Any]:
         try:
@@ -86,27 +101,74 @@ class Release:
         """The steps of the schedule above the current canary share."""
         return [step for step in self.steps if step > self._percent()]
 
-    def _alias_mode(self) -> bool:
-        """Whether the live alias itself splits off the canary share (Lambda weights)."""
+    def file_says(self) -> FileSays:
         # The program's config reader loads the Pulumi SDK: only the steps that read the
         # stack's outputs (which load it anyway) ask this.
         from stack_config import DEFAULTS  # noqa: PLC0415
 
-        return (self.config.get("canaryMode") or DEFAULTS["canaryMode"]) == "alias"
+        mode = self.config.get("canaryMode") or DEFAULTS["canaryMode"]
+        return FileSays(
+            percent=self._percent(),
+            mode="alias" if mode == "alias" else "stage",
+            stable_version=self.config.get("stableVersion") or None,
+        )
 
-    def _traffic_dimensions(self, outputs: dict[str, Any]) -> dict[Role, dict[str, str]]:
+    def read_state(self, clients: AwsClients, outputs: dict[str, Any] | None = None) -> StackState:
+        """The file, the stack's outputs (read unless given) and what AWS serves now."""
+        outputs = outputs or self._outputs()
+        live = aws.read_live_traffic(
+            clients.apigateway,
+            clients.lambda_,
+            rest_api_id=str(outputs["restApiId"]),
+            stage=str(outputs["stage"]),
+            function_name=str(outputs["functionName"]),
+            live_alias=str(outputs["liveAlias"]),
+        )
+        self.last_state = StackState(
+            stack=self.stack,
+            file_name=self.config.path.name,
+            file=self.file_says(),
+            outputs=outputs,
+            live=live,
+        )
+        return self.last_state
+
+    def _report(self, state: StackState) -> list[str]:
+        """Print where the file, the last deploy and AWS differ; returns the differences."""
+        differences = state.differences()
+        for difference in differences:
+            for line in textwrap.wrap(f"drift: {difference}", width=78, subsequent_indent="  "):
+                self.out(line)
+        return differences
+
+    def _traffic_dimensions(
+        self, outputs: dict[str, Any], mode: Mode
+    ) -> dict[Role, dict[str, str]]:
         """The Lambda metric dimensions of the live and the canary side of the stage."""
         sides = stage_traffic(
             str(outputs["liveAlias"]),
             str(outputs["canaryAlias"]),
-            weighted=self._alias_mode(),
+            weighted=mode == "alias",
             stable_version=int(outputs["liveVersion"]),
         )
         newest = str(outputs["canaryVersion"])
         return {side.role: side.dimensions(str(outputs["functionName"]), newest) for side in sides}
 
-    def _commit(self, summary: str) -> None:
-        self.config.save()
+    def _commit(self, summary: str, aws_changed: str | None = None) -> None:
+        """Save the file's edit and apply it. ``aws_changed``: what this step already changed
+        in AWS, for the message when the file then cannot be written."""
+        try:
+            self.config.save()
+        except (ConfigFileError, OSError) as error:
+            if aws_changed is None:
+                raise
+            raise ReleaseError(
+                f"{aws_changed}, but {self.config.path.name} could not be written ({error}): "
+                f"it still says canaryPercent {self.config.read('canaryPercent')}, so the next "
+                f"'make up' would send the canary that share again. Set "
+                f'{self.config.project}:canaryPercent to "0" in it (or run \'rollback '
+                "--no-apply' once it can be written)"
+            ) from error
         self.out(f"{self.config.path.name}: {summary}")
         if not self.apply:
             self.out("--no-apply: review the change, then deploy it with 'make up'")
@@ -115,20 +177,23 @@ class Release:
         try:
             self.deployer.up(self.out)
         except ApplyError as error:
-            stack = self.config.path.stem.removeprefix("Pulumi.")
-            raise ApplyError(
+            raise type(error)(
                 f"{error}; {self.config.path.name} is edited, so deploy it later with "
-                f"'make up STACK={stack}'"
+                f"'make up STACK={self.stack}'"
             ) from error
 
     # --- steps -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, clients: AwsClients | None = None) -> None:
         """Pin the live version, so the next deploy's new version becomes the canary.
 
         Run again after an apply that failed, it applies the pin the file already holds
-        (a deploy that changes nothing when it is in place) instead of stopping at the file."""
-        live = str(self._outputs()["liveVersion"])
+        (a deploy that changes nothing when it is in place) instead of stopping at the file.
+        With ``clients``, where the file and AWS differ is reported first."""
+        outputs = self._outputs()
+        if clients is not None:
+            self._report(self.read_state(clients, outputs))
+        live = str(outputs["liveVersion"])
         if self.config.set("stableVersion", live):
             self._commit(f"stableVersion pinned to {live}; deploy new code to start the canary")
         elif self.apply:
@@ -139,20 +204,19 @@ class Release:
     def advance(self, clients: AwsClients | None = None) -> float:
         """Move the canary's share to the next step of the schedule.
 
-        With ``clients``, the stage canary's share AWS serves now is read first: when an earlier
-        apply failed (the file says 25, the stage still sends 10), the file's share is applied
-        again instead of stepping past it, so no share goes unbaked."""
+        With ``clients``, the share AWS serves now is read first: when it is not the file's
+        (an earlier apply failed: the file says 25, AWS still sends 10), the file's share is
+        applied again instead of stepping past it, so no share goes unbaked."""
         current = self._percent()
-        if clients is not None and self.apply and not self._alias_mode():
-            outputs = self._outputs()
-            stage = aws.read_stage_canary(
-                clients.apigateway, str(outputs["restApiId"]), str(outputs["stage"])
-            )
-            live = stage.percent if stage is not None else 0.0
-            if live != current:
+        if clients is not None:
+            state = self.read_state(clients)
+            self._report(state)
+            if self.apply and not math.isclose(
+                state.live.percent, state.expected_percent, abs_tol=1e-6
+            ):
                 self.out(
-                    f"AWS sends the canary {live:g}% but canaryPercent is {current:g}: "
-                    f"applying {current:g}% first; run advance again after its bake"
+                    f"applying canaryPercent {current:g} first, so AWS serves it; run advance "
+                    "again after its bake"
                 )
                 self._commit(f"canaryPercent {current:g} (unchanged, re-applied)")
                 return current
@@ -166,9 +230,12 @@ class Release:
         self._commit(f"canaryPercent {current:g} -> {following[0]:g}")
         return following[0]
 
-    def promote(self) -> None:
-        """Pin the canary's version as stable; the next release starts at the first step."""
+    def promote(self, clients: AwsClients | None = None) -> None:
+        """Pin the canary's version as stable; the next release starts at the first step.
+        With ``clients``, where the file and AWS differ is reported first."""
         outputs = self._outputs()
+        if clients is not None:
+            self._report(self.read_state(clients, outputs))
         canary, live = str(outputs["canaryVersion"]), str(outputs["liveVersion"])
         if canary == live:
             raise ReleaseError(f"the canary serves v{canary}, as live does: nothing to promote")
@@ -183,37 +250,40 @@ class Release:
 
         AWS is the truth for traffic: the live stage canary and alias weights are read first,
         and whatever still sends requests to the canary is stopped, even when the file already
-        says 0 (an earlier ``--no-apply``, a hand edit). ``outputs``: the stack's, if the caller
-        has read them (saves a Pulumi CLI call)."""
-        if not self.apply:
+        says 0 (an earlier ``--no-apply``, a hand edit). Without ``clients`` only the file is
+        edited. ``outputs``: the stack's, if the caller has read them (saves a Pulumi CLI
+        call)."""
+        if clients is None:
             if self._percent() == 0:
                 raise ReleaseError("canaryPercent is already 0: no traffic reaches the canary")
             self.config.set("canaryPercent", "0")
             self._commit("canaryPercent -> 0 (rolled back)")
             return
-        if clients is None:
-            raise ReleaseError("rolling back needs AWS clients")
-        outputs = outputs or self._outputs()
-        live = aws.read_live_traffic(
-            clients.apigateway,
-            clients.lambda_,
-            rest_api_id=str(outputs["restApiId"]),
-            stage=str(outputs["stage"]),
-            function_name=str(outputs["functionName"]),
-            live_alias=str(outputs["liveAlias"]),
-        )
+        state = self.read_state(clients, outputs)
+        live = state.live
         if live.percent == 0 and self._percent() == 0:
             raise ReleaseError(
                 "no traffic reaches the canary: AWS sends it none and canaryPercent is 0"
             )
+        self._report(state)
+        aws_changed = None
         if live.percent > 0:
             self.out(f"AWS: {live.describe()}")
-            self._stop_canary_now(clients, outputs, live)
+            self._stop_canary_now(clients, state.outputs, live)
+            # Read back, so what this step reports (and an interrupt after it) is AWS' word.
+            after = self.read_state(clients, state.outputs).live
+            if after.percent > 0:
+                raise CanaryStillLiveError(
+                    f"AWS accepted the rollback, but reads back '{after.describe()}': "
+                    f"someone changed it since; run 'make release-rollback STACK={self.stack}' "
+                    "again"
+                )
+            aws_changed = "AWS sends the canary no traffic now"
         else:
             self.out("AWS already sends the canary no traffic; recording it in the stack file")
         if self._percent() != 0:
             self.config.set("canaryPercent", "0")
-            self._commit("canaryPercent -> 0 (rolled back)")
+            self._commit("canaryPercent -> 0 (rolled back)", aws_changed=aws_changed)
 
     def _stop_canary_now(
         self, clients: AwsClients, outputs: dict[str, Any], live: aws.LiveTraffic
@@ -264,8 +334,9 @@ class Release:
         )
         if p99 is None:
             self.out(
-                f"slow: live served nothing in the hour before, so over "
-                f"{FALLBACK_LATENCY_THRESHOLD_MS:g} ms (--latency-threshold-ms to choose)"
+                f"slow: no p99 of live for the hour before (no traffic, or CloudWatch answered "
+                f"in part), so over {FALLBACK_LATENCY_THRESHOLD_MS:g} ms "
+                "(--latency-threshold-ms to choose)"
             )
             return FALLBACK_LATENCY_THRESHOLD_MS
         self.out(f"slow: over {p99:.0f} ms, live's p99 in the hour before")
@@ -273,20 +344,18 @@ class Release:
 
     def status_report(self, clients: AwsClients, minutes: int, now: datetime) -> StatusReport:
         """Both sides and the judge's verdict over the last ``minutes`` before ``now``, less
-        the newest minutes CloudWatch may still be filling in."""
-        outputs = self._outputs()
-        dimensions = self._traffic_dimensions(outputs)
+        the newest minutes CloudWatch may still be filling in, and where the file, the last
+        deploy and AWS differ."""
+        state = self.read_state(clients)
+        dimensions = self._traffic_dimensions(state.outputs, state.mode)
         since, until = now - timedelta(minutes=minutes), now - SETTLE
         threshold = self.latency_threshold(clients, dimensions["live"], since)
         window, verdict = self.measure(clients, dimensions, since, until, threshold)
         return StatusReport(
-            stack=self.config.path.stem.removeprefix("Pulumi."),
             since=aws.floor_to(since, 60),
             until=aws.floor_to(until, 60),
             latency_threshold_ms=threshold,
-            outputs=outputs,
-            percent=self._percent(),
-            alias_mode=self._alias_mode(),
+            state=state,
             window=window,
             verdict=verdict,
         )
@@ -295,12 +364,12 @@ class Release:
         """Print the status report for people; returns its verdict."""
         report = self.status_report(clients, minutes, now)
         self.out(
-            f"stack {report.stack}, {report.since:%H:%M}-{report.until:%H:%M} UTC "
+            f"stack {self.stack}, {report.since:%H:%M}-{report.until:%H:%M} UTC "
             f"(CloudWatch's newest {SETTLE.seconds // 60} min left out: still arriving)"
         )
-        for line in format_status(
-            report.outputs, report.percent, report.window, report.verdict, report.alias_mode
-        ):
+        self.out(f"AWS: {report.state.live.describe()}")
+        self._report(report.state)
+        for line in format_status(report):
             self.out(line)
         return report.verdict
 
@@ -313,17 +382,13 @@ class Release:
         sleep: Callable[[float], None] = time.sleep,
     ) -> str:
         """Judge every period and act on the verdict, for at most ``max_minutes`` (default: a
-        full bake for the current share and each step after it)."""
-        outputs = self._outputs()
-        if str(outputs["canaryVersion"]) == str(outputs["liveVersion"]):
-            raise ReleaseError(
-                f"the canary serves v{outputs['liveVersion']}, as live does: nothing to watch; "
-                "pin the live version ('start') and deploy new code first"
-            )
-        if self._percent() == 0:
-            raise ReleaseError(
-                "canaryPercent is 0: no traffic reaches the canary; 'advance' to the first step"
-            )
+        full bake for the current share and each step after it).
+
+        Every period also re-reads the file and what AWS serves: when someone else changed
+        either since watch last acted, its minutes no longer describe one share, so it stops
+        and says so (a failing canary is still rolled back)."""
+        state = self._watchable(clients)
+        outputs = state.outputs
         following = self._following_steps()
         bake_minutes = self.judge_config.max_periods * period_seconds / 60
         if max_minutes is None:
@@ -335,7 +400,7 @@ class Release:
         )
         started = now()
         deadline = started + timedelta(minutes=max_minutes)
-        dimensions = self._traffic_dimensions(outputs)
+        dimensions = self._traffic_dimensions(outputs, state.mode)
         threshold = self.latency_threshold(clients, dimensions["live"], started)
         failed_reads = 0
         while True:
@@ -346,51 +411,145 @@ class Release:
                 window, verdict = self.measure(
                     clients, dimensions, started, current - SETTLE, threshold
                 )
+                seen = self.read_state(clients, outputs)
             except aws.AwsError as error:
                 failed_reads += 1
-                self._unreadable_metrics(error, failed_reads, elapsed)
+                self._unreadable(error, failed_reads, elapsed)
                 continue
             failed_reads = 0
-            if window.unusable:
-                self.out(f"{elapsed} {_unusable(window)}")
-            if not window.usable_periods:
-                self.out(f"{elapsed} {self._percent():g}%: no complete minute in CloudWatch yet")
-            else:
-                self.out(
-                    f"{elapsed} {self._percent():g}%: canary {_errors(window.canary)}"
-                    f" | live {_errors(window.live)} -> {verdict.decision}"
-                )
+            self._say_period(elapsed, window, verdict)
+            changes = self._changes(state, seen)
+            if changes:
+                return self._changed_by_others(changes, seen, verdict, clients)
             if verdict.decision == "ROLLBACK":
                 self._explain("rolling back", verdict)
                 self.rollback(clients, outputs)
                 return "ROLLBACK"
             if verdict.decision == "PROMOTE":
-                if self._following_steps():
-                    self._explain("advancing", verdict)
-                    self.advance()
-                    started = now()  # judge the new share afresh
-                    continue
-                self._explain("promoting", verdict)
-                self.promote()
-                return "PROMOTE"
+                # A deploy outside this tool changes the versions, which AWS' traffic
+                # settings need not show: the stack's outputs are read again before acting.
+                versions = self._version_changes(outputs, self._outputs())
+                if versions:
+                    return self._changed_by_others(versions, seen, verdict, clients)
+                if not self._following_steps():
+                    self._explain("promoting", verdict)
+                    self.promote()
+                    return "PROMOTE"
+                self._explain("advancing", verdict)
+                self.advance()
+                if not self.apply:
+                    self.out("stopped watching: watch again once the new share is deployed")
+                    return "PROMOTE"
+                state = self._check_applied(clients, outputs)
+                started = now()  # judge the new share afresh
+                continue
             if current >= deadline:
                 self.out(f"stopped watching after {max_minutes} min with no decision")
                 return "CONTINUE"
 
-    def _unreadable_metrics(self, error: aws.AwsError, failed_reads: int, elapsed: str) -> None:
-        """Wait out a transient failure to read the metrics; stop, saying the canary is still
-        live and how to go on, after :data:`METRICS_READ_ATTEMPTS` periods in a row."""
+    def _watchable(self, clients: AwsClients) -> StackState:
+        """The state ``watch`` starts from, refused when there is no canary to judge or AWS
+        does not serve the share the file sets."""
+        outputs = self._outputs()
+        if str(outputs["canaryVersion"]) == str(outputs["liveVersion"]):
+            raise ReleaseError(
+                f"the canary serves v{outputs['liveVersion']}, as live does: nothing to watch; "
+                "pin the live version ('start') and deploy new code first"
+            )
+        if self._percent() == 0:
+            raise ReleaseError(
+                "canaryPercent is 0: no traffic reaches the canary; 'advance' to the first step"
+            )
+        state = self.read_state(clients, outputs)
+        if self._report(state):
+            raise ReleaseError(
+                "watch judges the share the file sets, and AWS does not serve it (see above): "
+                "'advance' applies the file's share again, 'rollback' stops the canary"
+            )
+        return state
+
+    def _say_period(self, elapsed: str, window: aws.TrustedWindow, verdict: Verdict) -> None:
+        if window.unusable:
+            self.out(f"{elapsed} {_unusable(window)}")
+        if not window.usable_periods:
+            self.out(f"{elapsed} {self._percent():g}%: no complete minute in CloudWatch yet")
+        else:
+            self.out(
+                f"{elapsed} {self._percent():g}%: canary {_errors(window.canary)}"
+                f" | live {_errors(window.live)} -> {verdict.decision}"
+            )
+
+    def _changes(self, before: StackState, seen: StackState) -> list[str]:
+        """What someone else changed in the file or in AWS since ``before`` was read."""
+        changes = [
+            f"{self.config.path.name}: {change}"
+            for change in self.config.changed_by_others(*RELEASE_KEYS)
+        ]
+        if seen.live != before.live:
+            was, now = before.live.describe(), seen.live.describe()
+            changes.append(
+                f"AWS: {was} -> {now}" if was != now else f"AWS: a new deployment, {now}"
+            )
+        return changes
+
+    @staticmethod
+    def _version_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+        return [
+            f"the stack's {key} v{before[key]} -> v{after[key]} (a deploy outside the release)"
+            for key in ("liveVersion", "canaryVersion")
+            if str(before[key]) != str(after[key])
+        ]
+
+    def _changed_by_others(
+        self, changes: list[str], seen: StackState, verdict: Verdict, clients: AwsClients
+    ) -> str:
+        """Stop watching a release someone else changed; a failing canary is rolled back
+        first, since stopping it is safe whatever they did."""
+        why = "; ".join(changes)
+        if verdict.decision == "ROLLBACK" and seen.live.percent > 0:
+            self.out(f"someone else changed the release ({why}); the canary fails, so:")
+            self._explain("rolling back", verdict)
+            self.rollback(clients, seen.outputs)
+            return "ROLLBACK"
+        if seen.live.percent > 0:
+            raise CanaryStillLiveError(
+                f"stopped watching: someone else changed the release ({why}). The canary "
+                f"still takes {share(seen.live.percent)}% ({seen.live.describe()}) and the "
+                f"minutes so far describe another state: 'make release-watch STACK="
+                f"{self.stack}' judges it afresh, 'make release-rollback STACK={self.stack}' "
+                "stops it"
+            )
+        raise ReleaseError(
+            f"stopped watching: someone else changed the release ({why}); AWS sends the "
+            "canary no traffic now"
+        )
+
+    def _check_applied(self, clients: AwsClients, outputs: dict[str, Any]) -> StackState:
+        """After watch's own advance: AWS must serve the file's new share, which the next
+        periods judge."""
+        state = self.read_state(clients, outputs)
+        if not math.isclose(state.live.percent, state.expected_percent, abs_tol=1e-6):
+            raise CanaryStillLiveError(
+                f"stopped watching: canaryPercent {self._percent():g} is applied, but AWS "
+                f"sends the canary {share(state.live.percent)}% ({state.live.describe()}): "
+                f"'make release-status STACK={self.stack}' shows the difference"
+            )
+        return state
+
+    def _unreadable(self, error: aws.AwsError, failed_reads: int, elapsed: str) -> None:
+        """Wait out a transient failure to read the metrics or the traffic settings; stop,
+        saying the canary is still live and how to go on, after
+        :data:`METRICS_READ_ATTEMPTS` periods in a row."""
         if not error.retryable:
             raise error
         if failed_reads >= METRICS_READ_ATTEMPTS:
-            stack = self.config.path.stem.removeprefix("Pulumi.")
             raise CanaryStillLiveError(
-                f"stopped watching: no metrics for {failed_reads} periods in a row "
+                f"stopped watching: AWS unreadable for {failed_reads} periods in a row "
                 f"({error.message}); the canary still takes {self._percent():g}% of the "
-                f"requests: 'make release-watch STACK={stack}' resumes, "
-                f"'make release-rollback STACK={stack}' stops it"
+                f"requests: 'make release-watch STACK={self.stack}' resumes, "
+                f"'make release-rollback STACK={self.stack}' stops it"
             ) from error
-        self.out(f"{elapsed} metrics unreadable ({error.message}); trying again next minute")
+        self.out(f"{elapsed} AWS unreadable ({error.message}); trying again next minute")
 
     def _explain(self, action: str, verdict: Verdict) -> None:
         for line in textwrap.wrap(f"{action}: {verdict.reason}", width=78, subsequent_indent="  "):
@@ -399,28 +558,32 @@ class Release:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """What ``status`` shows: the stack's two sides over a window and the judge's verdict."""
+    """What ``status`` shows: the stack's two sides over a window, the judge's verdict, and
+    the file, the last deploy and AWS side by side."""
 
-    stack: str
     since: datetime
     until: datetime
     latency_threshold_ms: float
-    outputs: dict[str, Any]
-    percent: float
-    alias_mode: bool
+    state: StackState
     window: aws.TrustedWindow
     verdict: Verdict
 
+    @property
+    def alias_mode(self) -> bool:
+        return self.state.mode == "alias"
+
     def to_json(self) -> dict[str, Any]:
         """The report for scripts (``status --format json``): camelCase keys, as the stack's
-        outputs; shares in percent, rates as fractions, durations in ms (null: no data)."""
+        outputs; shares in percent (what AWS serves), rates as fractions, durations in ms
+        (null: no data)."""
+        outputs, live = self.state.outputs, self.state.live
 
         def side(role: Role, summary: aws.VersionSummary) -> dict[str, Any]:
             alias_output = "liveAlias" if role == "live" or self.alias_mode else "canaryAlias"
             return {
-                "alias": str(self.outputs[alias_output]),
-                "version": str(self.outputs[f"{role}Version"]),
-                "percent": 100 - self.percent if role == "live" else self.percent,
+                "alias": str(outputs[alias_output]),
+                "version": str(outputs[f"{role}Version"]),
+                "percent": 100 - live.percent if role == "live" else live.percent,
                 "requests": summary.requests,
                 "errors": summary.errors,
                 "errorRate": summary.error_rate,
@@ -430,11 +593,23 @@ class StatusReport:
             }
 
         return {
-            "stack": self.stack,
+            "stack": self.state.stack,
             "from": self.since.isoformat(),
             "until": self.until.isoformat(),
-            "canaryMode": "alias" if self.alias_mode else "stage",
+            "canaryMode": self.state.mode,
             "latencyThresholdMs": self.latency_threshold_ms,
+            "aws": {
+                "mode": live.mode,
+                "canaryPercent": live.percent,
+                "canary": live.canary,
+                "describe": live.describe(),
+            },
+            "file": {
+                "canaryPercent": self.state.file.percent,
+                "canaryMode": self.state.file.mode,
+                "stableVersion": self.state.file.stable_version,
+            },
+            "drift": self.state.differences(),
             "live": side("live", self.window.live),
             "canary": side("canary", self.window.canary),
             "verdict": {
@@ -460,15 +635,11 @@ def _errors(summary: aws.VersionSummary) -> str:
     return f"{summary.error_rate:.2%} errors of {summary.requests:,}"
 
 
-def format_status(
-    outputs: dict[str, Any],
-    percent: float,
-    window: aws.TrustedWindow,
-    verdict: Verdict,
-    alias_mode: bool = False,
-) -> list[str]:
-    """Live and canary side by side, then the judge's verdict with its evidence. In alias
-    mode both sides run through the live alias (a weighted alias)."""
+def format_status(report: StatusReport) -> list[str]:
+    """Live and canary side by side, with the shares AWS serves, then the judge's verdict with
+    its evidence. In alias mode both sides run through the live alias (a weighted alias)."""
+    outputs, window, verdict = report.state.outputs, report.window, report.verdict
+    percent = report.state.live.percent
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f} ms"
@@ -478,10 +649,10 @@ def format_status(
         (
             "alias",
             str(outputs["liveAlias"]),
-            str(outputs["liveAlias" if alias_mode else "canaryAlias"]),
+            str(outputs["liveAlias" if report.alias_mode else "canaryAlias"]),
         ),
         ("version", f"v{outputs['liveVersion']}", f"v{outputs['canaryVersion']}"),
-        ("share", f"{100 - percent:g}%", f"{percent:g}%"),
+        ("share", f"{share(100 - percent)}%", f"{share(percent)}%"),
         ("requests", f"{window.live.requests:,}", f"{window.canary.requests:,}"),
         ("errors", _rate(window.live), _rate(window.canary)),
         ("throttles", f"{window.live.throttles:,}", f"{window.canary.throttles:,}"),

@@ -227,6 +227,11 @@ class StackConfigFile:
         self._check_placement(self._parsed, name)
         return self._value(self._parsed, self._key(name))
 
+    def read(self, name: str) -> str | None:
+        """A project key's value as the file held it when read or last saved: without this
+        object's unsaved edits."""
+        return self._read_values.get(self._key(name))
+
     def get_raw(self, key: str) -> str | None:
         """The value of any key, namespaced as written (``aws:region``)."""
         return self._value(self._parsed, key)
@@ -279,6 +284,18 @@ class StackConfigFile:
             ) from error
         os.close(descriptor)
         os.unlink(probe)
+
+    def changed_by_others(self, *names: str) -> list[str]:
+        """The project keys among ``names`` someone else changed in the file since this object
+        read (or last saved) it, e.g. ``canaryPercent '10' -> '0'``: the file is re-read."""
+        current = self._read()
+        changed = []
+        for name in names:
+            key = self._key(name)
+            was, now = self._read_values.get(key), self._value(current, key)
+            if now != was:
+                changed.append(f"{name} {was!r} -> {now!r}")
+        return changed
 
     def save(self) -> None:
         """Write this object's edits, atomically, over the file as it is now.

@@ -14,6 +14,10 @@ class ApplyError(Exception):
     """The stack cannot be read or updated (no Pulumi CLI, no backend, a failed update)."""
 
 
+class StackBusyError(ApplyError):
+    """Pulumi's own stack lock is held: another update of the stack is running."""
+
+
 class Deployer(Protocol):
     """What the release tool needs from Pulumi."""
 
@@ -66,7 +70,26 @@ class PulumiDeployer:
         try:
             stack.up(on_output=on_output)
         except automation.errors.CommandError as error:
-            raise ApplyError(f"pulumi up failed for stack {self.stack_name}: {error}") from error
+            raise apply_error(error, self.stack_name) from error
+
+
+def apply_error(error: Exception, stack: str) -> ApplyError:
+    """The :class:`ApplyError` for a failed ``pulumi up``. Pulumi locks a stack in its backend
+    while it updates it (Pulumi Cloud answers 409, a file or bucket backend keeps a lock file),
+    so an update started outside this tool, which takes no lock file of ours, is named as such
+    rather than reported as a failed deploy."""
+    from pulumi import automation  # noqa: PLC0415 - loaded by whoever ran the update
+
+    if isinstance(error, automation.errors.ConcurrentUpdateError):
+        # Pulumi's own words name the lock's holder (a file backend: user, host, pid, time).
+        said = _lock_lines(str(error))
+        return StackBusyError(
+            f"stack {stack} is locked by another Pulumi update (someone runs 'pulumi up', "
+            "'refresh' or 'destroy' on it): nothing was deployed. Wait for it to end and run "
+            f"the command again; if it died, 'pulumi cancel --stack {stack}' frees the lock. "
+            f"Pulumi said: {said}"
+        )
+    return ApplyError(f"pulumi up failed for stack {stack}: {error}")
 
 
 def _logged_in() -> bool:
@@ -76,3 +99,13 @@ def _logged_in() -> bool:
         check=False,
     )
     return result.returncode == 0
+
+
+def _lock_lines(text: str) -> str:
+    """Pulumi's lines about its stack lock (a file backend names the lock file, its user, host
+    and pid on the line after), without the rest of the command's output."""
+    lines = [line.strip().removeprefix("stderr:").strip() for line in text.splitlines()]
+    for index, line in enumerate(lines):
+        if "locked by" in line or "Conflict" in line:
+            return " ".join(part for part in lines[index : index + 2] if part)
+    return "another update is in progress"

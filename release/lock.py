@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 POLL_SECONDS = 0.1
+NAMING_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ def _read_holder(descriptor: int) -> Holder | None:
         return None  # empty (released cleanly) or written by something else
 
 
+def _named_holder(descriptor: int) -> Holder | None:
+    """The holder of a lock found taken. A holder writes its name just after it takes the
+    lock: an empty file is given a moment to be named before the holder is called unknown."""
+    deadline = time.monotonic() + NAMING_SECONDS
+    while (holder := _read_holder(descriptor)) is None and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS / 10)
+    return holder
+
+
 def _current_user() -> str:
     try:
         return getpass.getuser()
@@ -128,7 +138,7 @@ def stack_lock(
                 if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                     raise
             if time.monotonic() >= deadline:
-                busy = _read_holder(descriptor)
+                busy = _named_holder(descriptor)
                 raise StackLockedError(_busy_message(stack, path, busy), busy)
             time.sleep(POLL_SECONDS)
         # A holder still named in the file ended without releasing cleanly (the kernel freed

@@ -23,7 +23,7 @@ from release.aws import AwsError
 from release.commands import AwsClients, Release
 from release.config_file import NotWritableError, StackConfigFile
 from release.lock import stack_lock
-from tests.release_fakes import FakeDeployer
+from tests.release_fakes import FakeDeployer, ServedTraffic
 
 # Not tests.conftest's ROOT: that module loads the component's test kit (and pulumi_aws) into
 # the processes below that check what the tool loads.
@@ -54,7 +54,8 @@ def install_fakes(interrupt_watch: bool = False) -> None:
     """Stand-ins for Pulumi and AWS in this process; with ``interrupt_watch``, Ctrl-C arrives
     in the first wait of watch's loop."""
     cli._deployer = lambda program, stack: FakeDeployer()
-    cli._clients = lambda region: AwsClients(SteadyCloudWatch(), None, None)
+    traffic = ServedTraffic()
+    cli._clients = lambda region: AwsClients(SteadyCloudWatch(), traffic, traffic)
     if interrupt_watch:
 
         def ctrl_c(seconds: float) -> None:
@@ -162,11 +163,14 @@ def test_ctrl_c_in_watch_stops_with_one_line_and_130(program: Path) -> None:
         interrupt=True,
     )  # fmt: skip
     assert result.returncode == 130, result.stderr
-    message, loaded = result.stderr.splitlines()  # and no traceback
-    assert message == (
-        "interrupted: watch stopped; Pulumi.prod.yaml says canaryPercent 10, stableVersion "
-        "unset (if an apply was cut short, 'make up STACK=prod' completes it)"
-    )
+    *said, loaded = result.stderr.splitlines()  # and no traceback
+    assert said == [
+        "interrupted: watch stopped; Pulumi.prod.yaml says canaryPercent 10, stableVersion unset",
+        "reading what AWS serves now (Ctrl-C again to skip) ...",
+        "AWS: the stage canary sends 10% to prod-canary",
+        "the canary is live and unwatched: 'make release-watch STACK=prod' resumes, "
+        "'make release-rollback STACK=prod' stops it",
+    ]
     assert loaded.startswith("loaded:")  # main() returned
     assert result.stdout.startswith("watching the canary at 10%")
 
@@ -251,15 +255,27 @@ def test_status_json_is_one_object_on_stdout(
     program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli, "_deployer", lambda program, stack: FakeDeployer())
-    monkeypatch.setattr(cli, "_clients", lambda region: AwsClients(SteadyCloudWatch(), None, None))
+    traffic = ServedTraffic()
+    monkeypatch.setattr(
+        cli, "_clients", lambda region: AwsClients(SteadyCloudWatch(), traffic, traffic)
+    )
     argv = ["status", "--stack", "prod", "--program", str(program), "--format", "json"]
     assert cli.main([*argv, "--minutes", "12"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert captured.err.startswith("slow: over 400 ms")  # progress stays off stdout
     assert set(report) == {
-        "stack", "from", "until", "canaryMode", "latencyThresholdMs", "live", "canary", "verdict",
+        "stack", "from", "until", "canaryMode", "latencyThresholdMs", "aws", "file", "drift",
+        "live", "canary", "verdict",
     }  # fmt: skip
+    assert report["aws"] == {
+        "mode": "stage",
+        "canaryPercent": 10.0,
+        "canary": "prod-canary",
+        "describe": "the stage canary sends 10% to prod-canary",
+    }
+    assert report["file"] == {"canaryPercent": 10.0, "canaryMode": "stage", "stableVersion": None}
+    assert report["drift"] == []
     assert (report["stack"], report["canaryMode"], report["latencyThresholdMs"]) == (
         "prod",
         "stage",

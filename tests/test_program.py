@@ -85,6 +85,7 @@ def test_prod_sends_ten_percent_to_its_canary_alias_and_may_invoke_both(prod: Pr
                 "liveAlias": "dev",
                 "canaryAlias": "dev-canary",
                 "canaryPercent": 0,
+                "canaryMode": "stage",
             },
         ),
         (
@@ -94,6 +95,7 @@ def test_prod_sends_ten_percent_to_its_canary_alias_and_may_invoke_both(prod: Pr
                 "liveAlias": "prod",
                 "canaryAlias": "prod-canary",
                 "canaryPercent": 10,
+                "canaryMode": "stage",
             },
         ),
     ],

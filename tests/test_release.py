@@ -20,9 +20,10 @@ from release import aws
 from release.__main__ import main
 from release.commands import AwsClients, CanaryStillLiveError, Release, ReleaseError
 from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
+from release.deploy import ApplyError, StackBusyError, apply_error
 from release.judge import JudgeConfig
 from tests.conftest import ROOT
-from tests.release_fakes import OUTPUTS, FakeDeployer
+from tests.release_fakes import OUTPUTS, FakeDeployer, ServedTraffic
 from versioned_lambda_api.metrics import Role
 
 REGION = "us-east-1"
@@ -52,6 +53,20 @@ def release_for(
 
 def reread(program: Path) -> StackConfigFile:
     return StackConfigFile(program, "event-logger", "prod")
+
+
+def applied_to(traffic: ServedTraffic, program: Path) -> FakeDeployer:
+    """A deployer whose ``up`` makes AWS serve what the stack file says."""
+
+    def up() -> None:
+        config = reread(program)
+        traffic.deploy(float(config.get("canaryPercent") or 0), config.get("canaryMode") or "stage")
+
+    return FakeDeployer(on_up=up)
+
+
+def served(cloudwatch: Any, traffic: ServedTraffic) -> AwsClients:
+    return AwsClients(cloudwatch, traffic, traffic)
 
 
 # --- The config file ------------------------------------------------------------------------
@@ -205,12 +220,25 @@ def test_stage_rollback_patches_the_canary_share_at_once(program: Path) -> None:
             ],
         },
     )
-    release, deployer, _ = release_for(program)
+    # What the rollback reads back: the stage's canary at 0, the alias without weights.
+    stages.add_response(
+        "get_stage",
+        {"stageName": "prod", "canarySettings": {"percentTraffic": 0.0}},
+        {"restApiId": "a1b2c3d4e5", "stageName": "prod"},
+    )
+    functions.add_response(
+        "get_alias",
+        {"Name": "prod", "FunctionVersion": "3"},
+        {"FunctionName": OUTPUTS["functionName"], "Name": "prod"},
+    )
+    release, deployer, lines = release_for(program)
     with stages, functions:
         release.rollback(AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=lambda_))
     stages.assert_no_pending_responses()
+    functions.assert_no_pending_responses()
     assert reread(program).get("canaryPercent") == "0"
     assert deployer.ups == 1
+    assert not [line for line in lines if line.startswith("drift")]
 
 
 def test_a_failed_advance_run_again_applies_the_unbaked_share_instead_of_skipping_it(
@@ -220,25 +248,47 @@ def test_a_failed_advance_run_again_applies_the_unbaked_share_instead_of_skippin
     config = StackConfigFile(program, "event-logger", "prod")
     config.set("canaryPercent", "25")
     config.save()
-    apigateway, _, stages, _ = live_canary_clients(stage_percent=10.0)
+    traffic = ServedTraffic(stage_percent=10.0)
     release, deployer, lines = release_for(program)
-    with stages:
-        assert release.advance(AwsClients(None, apigateway, None)) == 25
+    assert release.advance(AwsClients(None, traffic, traffic)) == 25
     assert reread(program).get("canaryPercent") == "25"
     assert deployer.ups == 1
-    assert "AWS sends the canary 10% but canaryPercent is 25: applying 25% first" in lines[0]
+    assert " ".join(" ".join(lines).split()).startswith(
+        "drift: AWS sends the canary 10% (the stage canary sends 10% to prod-canary), "
+        "Pulumi.prod.yaml means 25%: the file is not deployed; 'make up STACK=prod' applies it"
+    )
+    assert any(line.startswith("applying canaryPercent 25 first") for line in lines)
+
+
+def test_advance_in_alias_mode_also_reapplies_a_share_aws_does_not_serve(program: Path) -> None:
+    config = StackConfigFile(program, "event-logger", "prod")
+    for name, value in (("canaryMode", "alias"), ("stableVersion", "3")):
+        config.set(name, value)
+    config.save()
+    # The alias still carries no weight: the apply that should have added it failed.
+    traffic = ServedTraffic(stage_percent=None)
+    deployer = FakeDeployer({**OUTPUTS, "canaryMode": "alias"})
+    deployer.on_up = lambda: traffic.deploy(
+        float(reread(program).get("canaryPercent") or 0), "alias"
+    )
+    release, _, lines = release_for(program, deployer)
+    assert release.advance(AwsClients(None, traffic, traffic)) == 10
+    assert " ".join(lines).startswith("drift: AWS sends the canary 0% (no request reaches")
+    assert traffic.alias_weights == {"4": 0.1}
+    assert reread(program).get("canaryPercent") == "10"
+    # Once AWS serves the file's share, advance steps on.
+    assert release.advance(AwsClients(None, traffic, traffic)) == 25
+    assert traffic.alias_weights == {"4": 0.25}
 
 
 def test_rollback_acts_on_aws_when_the_file_already_says_0(program: Path) -> None:
     # An earlier `rollback --no-apply` edited the file only: the stage still sends 10%.
     release, _, lines = release_for(program, apply=False)
     release.rollback(None)
-    apigateway, lambda_, stages, functions = live_canary_clients()
-    stages.add_response("update_stage", {"stageName": "prod"}, None)
+    traffic = ServedTraffic(stage_percent=10.0)
     release, deployer, lines = release_for(program)
-    with stages, functions:
-        release.rollback(AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=lambda_))
-    stages.assert_no_pending_responses()
+    release.rollback(AwsClients(None, traffic, traffic))
+    assert traffic.stage_percent == 0
     assert "AWS: the stage canary sends 10% to prod-canary" in lines
     assert any("now sends no requests to its canary" in line for line in lines)
     assert deployer.ups == 0  # the file already said 0: nothing to apply
@@ -279,7 +329,8 @@ def test_alias_rollback_removes_the_weights_at_once(
     release, _, lines = release_for(program)
     apigateway = boto3.client("apigateway", region_name=REGION)
     stages = Stubber(apigateway)
-    stages.add_response("get_stage", {"stageName": "prod"}, None)  # no canary settings
+    for _ in ("before", "after"):
+        stages.add_response("get_stage", {"stageName": "prod"}, None)  # no canary settings
     with stages:
         release.rollback(
             AwsClients(cloudwatch=None, apigateway=apigateway, lambda_=lambda_with_weighted_alias)
@@ -328,7 +379,9 @@ def dimensions_read(release: Release, canary_mode: str) -> dict[str, dict[str, s
     release.config.set("canaryMode", canary_mode)
     release.latency_threshold_ms = 1000
     cloudwatch = FakeCloudWatch([])
-    release.status(AwsClients(cloudwatch, None, None), 5, T0 + timedelta(minutes=5))
+    traffic = ServedTraffic(stage_percent=None)
+    traffic.deploy(10, canary_mode)  # AWS splits as the file says
+    release.status(AwsClients(cloudwatch, traffic, traffic), 5, T0 + timedelta(minutes=5))
     (request,) = cloudwatch.requests
     return {
         q["Id"].removesuffix("_requests"): {
@@ -456,19 +509,21 @@ def test_live_p99_is_one_whole_window_query() -> None:
         ],
         "StartTime": T0 - timedelta(hours=1),
         "EndTime": T0,
+        "ScanBy": "TimestampAscending",
     }
-    stubber.add_response(
-        "get_metric_data",
-        {"MetricDataResults": [{"Id": "p99", "Timestamps": [T0], "Values": [412.5]}]},
-        expected,
-    )
-    stubber.add_response(
-        "get_metric_data",
-        {"MetricDataResults": [{"Id": "p99", "Timestamps": [], "Values": []}]},
-        expected,
-    )
+    answers: list[tuple[dict[str, Any], float | None]] = [
+        ({"Timestamps": [T0], "Values": [412.5], "StatusCode": "Complete"}, 412.5),
+        ({"Timestamps": [], "Values": [], "StatusCode": "Complete"}, None),
+        # A p99 of part of the hour is no baseline: the caller's fallback applies.
+        ({"Timestamps": [T0], "Values": [9.0], "StatusCode": "PartialData"}, None),
+        ({"Timestamps": [], "Values": [], "StatusCode": "InternalError"}, None),
+    ]
+    for result, _ in answers:
+        stubber.add_response(
+            "get_metric_data", {"MetricDataResults": [{"Id": "p99", **result}]}, expected
+        )
     with stubber:
-        for expected_p99 in (412.5, None):
+        for _, expected_p99 in answers:
             assert (
                 aws.live_p99_ms(
                     cloudwatch,
@@ -556,7 +611,7 @@ class Clock:
 def test_status_shows_both_versions_and_the_verdict(program: Path) -> None:
     release, _, lines = release_for(program)
     cloudwatch = FakeCloudWatch([(900, 4, 100, 1)] * 30, baseline_p99=420.0)
-    verdict = release.status(AwsClients(cloudwatch, None, None), 30, T0 + timedelta(minutes=30))
+    verdict = release.status(served(cloudwatch, ServedTraffic()), 30, T0 + timedelta(minutes=30))
     text = "\n".join(lines)
     assert "slow: over 420 ms, live's p99 in the hour before" in text
     assert "stack prod, 12:00-12:28 UTC" in text  # the newest two minutes are left out
@@ -576,23 +631,21 @@ def test_status_with_a_latency_threshold_reads_metrics_once(program: Path) -> No
     release, _, lines = release_for(program)
     release.latency_threshold_ms = 800
     cloudwatch = FakeCloudWatch([(900, 4, 100, 1)] * 30)
-    release.status(AwsClients(cloudwatch, None, None), 30, T0 + timedelta(minutes=30))
+    release.status(served(cloudwatch, ServedTraffic()), 30, T0 + timedelta(minutes=30))
     (window,) = cloudwatch.requests
     assert window["MetricDataQueries"][3]["MetricStat"]["Stat"] == "PR(:800)"
     assert not any(line.startswith("slow:") for line in lines)
 
 
 def test_watch_rolls_back_a_bad_canary(program: Path) -> None:
-    apigateway, lambda_, stages, functions = live_canary_clients()
-    stages.add_response("update_stage", {"stageName": "prod"}, None)
-    release, deployer, lines = release_for(program)
+    traffic = ServedTraffic()
+    release, deployer, lines = release_for(program, applied_to(traffic, program))
     clock = Clock()
     cloudwatch = FakeCloudWatch([(2700, 13, 300, 30)] * 60)
-    with stages, functions:
-        outcome = release.watch(
-            AwsClients(cloudwatch, apigateway, lambda_), 30, now=clock, sleep=clock.sleep
-        )
+    outcome = release.watch(served(cloudwatch, traffic), 30, now=clock, sleep=clock.sleep)
     assert outcome == "ROLLBACK"
+    assert "UpdateStage" in traffic.calls  # stopped at once, then deployed without a canary
+    assert not traffic.stage_percent
     assert reread(program).get("canaryPercent") == "0"
     assert deployer.ups == 1
     assert deployer.output_reads == 1  # the rollback reuses the watch's outputs
@@ -600,26 +653,28 @@ def test_watch_rolls_back_a_bad_canary(program: Path) -> None:
 
 
 def test_watch_advances_then_promotes_a_good_canary(program: Path) -> None:
-    release, deployer, lines = release_for(program)
+    traffic = ServedTraffic()
+    release, deployer, lines = release_for(program, applied_to(traffic, program))
     release.judge_config = JudgeConfig(min_canary_requests=100)
     clock = Clock()
     cloudwatch = FakeCloudWatch([(2700, 13, 300, 1)] * 600)
-    outcome = release.watch(AwsClients(cloudwatch, None, None), 600, now=clock, sleep=clock.sleep)
+    outcome = release.watch(served(cloudwatch, traffic), 600, now=clock, sleep=clock.sleep)
     assert outcome == "PROMOTE"
     config = reread(program)
     assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "10")
     assert sum("advancing" in line for line in lines) == 2  # 10 -> 25 -> 50
     assert deployer.ups == 3
-    # The stack's outputs (a Pulumi CLI call each) are read when the watch starts and by the
-    # promote, not every minute.
-    assert deployer.output_reads == 2
+    # The stack's outputs (a Pulumi CLI call each) are read when the watch starts, before each
+    # action (a deploy outside the release changes the versions) and by the promote, not
+    # every minute.
+    assert deployer.output_reads == 5
 
 
 def test_watch_stops_at_its_time_limit(program: Path) -> None:
     release, deployer, lines = release_for(program)
     clock = Clock()
     outcome = release.watch(
-        AwsClients(FakeCloudWatch([(0, 0, 0, 0)] * 10), None, None),
+        served(FakeCloudWatch([(0, 0, 0, 0)] * 10), ServedTraffic()),
         3,
         now=clock,
         sleep=clock.sleep,
@@ -630,18 +685,16 @@ def test_watch_stops_at_its_time_limit(program: Path) -> None:
 
 
 def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: Path) -> None:
-    apigateway, lambda_, stages, functions = live_canary_clients()
-    stages.add_response("update_stage", {"stageName": "prod"}, None)
-    release, _, lines = release_for(program)
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, applied_to(traffic, program))
     release.judge_config = JudgeConfig(max_periods=20)
     clock = Clock()
-    with stages, functions:
-        outcome = release.watch(
-            AwsClients(FakeCloudWatch([(2700, 13, 0, 0)] * 100), apigateway, lambda_),
-            now=clock,
-            sleep=clock.sleep,
-        )
+    outcome = release.watch(
+        served(FakeCloudWatch([(2700, 13, 0, 0)] * 100), traffic), now=clock, sleep=clock.sleep
+    )
     assert outcome == "ROLLBACK"
+    assert "UpdateStage" in traffic.calls  # stopped at once, then deployed without a canary
+    assert not traffic.stage_percent
     # 20 one-minute periods judged, each once it is two minutes old (SETTLE).
     assert clock.now == T0 + timedelta(minutes=22)
     # By default the watch lasts a bake for 10% and one for each of the steps 25 and 50.
@@ -650,8 +703,8 @@ def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: P
         == "watching the canary at 10% (then 25, 50), at most 20 min each; stopping after 60 min"
     )
     assert lines[1] == (
-        "slow: live served nothing in the hour before, so over 1000 ms "
-        "(--latency-threshold-ms to choose)"
+        "slow: no p99 of live for the hour before (no traffic, or CloudWatch answered in "
+        "part), so over 1000 ms (--latency-threshold-ms to choose)"
     )
     assert any("served only 0 of the 100 requests required" in line for line in lines)
 
@@ -669,8 +722,10 @@ def test_watch_refuses_when_there_is_no_canary_to_watch(program: Path) -> None:
 def test_rolling_back_twice_is_refused_and_touches_nothing(program: Path) -> None:
     release, deployer, _ = release_for(program, apply=False)
     release.rollback(None)
-    with pytest.raises(ReleaseError, match="already 0"):
-        release.rollback(AwsClients(None, None, None))
+    traffic = ServedTraffic(stage_percent=None)
+    with pytest.raises(ReleaseError, match="AWS sends it none and canaryPercent is 0"):
+        release.rollback(served(None, traffic))
+    assert traffic.calls == ["GetStage", "GetAlias"]
     assert deployer.ups == 0
 
 
@@ -678,10 +733,10 @@ def test_status_in_alias_mode_shows_both_sides_on_the_live_alias(program: Path) 
     release, _, lines = release_for(program)
     release.config.set("canaryMode", "alias")
     release.latency_threshold_ms = 800
+    traffic = ServedTraffic()
+    traffic.deploy(10, "alias")
     release.status(
-        AwsClients(FakeCloudWatch([(900, 4, 100, 1)] * 30), None, None),
-        30,
-        T0 + timedelta(minutes=30),
+        served(FakeCloudWatch([(900, 4, 100, 1)] * 30), traffic), 30, T0 + timedelta(minutes=30)
     )
     alias_row = next(line for line in lines if line.strip().startswith("alias"))
     assert alias_row.split() == ["alias", "prod", "prod"]
@@ -719,18 +774,21 @@ def test_cli_advance_without_the_pulumi_cli_edits_nothing(
     assert reread(program).get("canaryPercent") == "10"
 
 
-def test_cli_apply_after_an_edit_without_the_pulumi_cli_says_the_file_is_edited(
+def test_cli_a_failed_apply_after_the_edit_says_the_file_is_edited(
     program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = StackConfigFile(program, "event-logger", "prod")
-    config.set("canaryMode", "alias")  # the alias weights follow the file: no AWS read first
-    config.save()
-    monkeypatch.setattr(shutil, "which", lambda _: None)
+    def failing_up() -> None:
+        raise ApplyError("pulumi up failed for stack prod: the update was cancelled")
+
+    traffic = ServedTraffic()
+    monkeypatch.setattr(cli, "_deployer", lambda *_: FakeDeployer(on_up=failing_up))
+    monkeypatch.setattr(cli, "_clients", lambda _: served(None, traffic))
     assert main(["advance", "--stack", "prod", "--program", str(program)]) == 1
     err = capsys.readouterr().err
-    assert "needs the Pulumi CLI" in err
+    assert "the update was cancelled" in err
     assert "Pulumi.prod.yaml is edited, so deploy it later with 'make up STACK=prod'" in err
     assert reread(program).get("canaryPercent") == "25"
+    assert traffic.stage_percent == 10  # AWS still serves the share baked so far
 
 
 def test_cli_unknown_stack_is_a_usage_error(
@@ -792,13 +850,14 @@ class FlakyCloudWatch(FakeCloudWatch):
 
 
 def test_watch_waits_out_a_few_unreadable_minutes(program: Path) -> None:
-    release, _, lines = release_for(program)
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, applied_to(traffic, program))
     release.judge_config = JudgeConfig(min_canary_requests=100)
     clock = Clock()
     cloudwatch = FlakyCloudWatch([(2700, 13, 300, 1)] * 600, failures=3)
-    outcome = release.watch(AwsClients(cloudwatch, None, None), 600, now=clock, sleep=clock.sleep)
+    outcome = release.watch(served(cloudwatch, traffic), 600, now=clock, sleep=clock.sleep)
     assert outcome == "PROMOTE"
-    unreadable = [line for line in lines if "metrics unreadable" in line]
+    unreadable = [line for line in lines if "AWS unreadable" in line]
     assert len(unreadable) == 3
     assert "CloudWatch throttled GetMetricData" in unreadable[0]
 
@@ -810,9 +869,9 @@ def test_watch_stops_saying_the_canary_is_live_when_metrics_stay_unreadable(
     clock = Clock()
     cloudwatch = FlakyCloudWatch([(2700, 13, 300, 1)] * 600, failures=100)
     with pytest.raises(CanaryStillLiveError) as stopped:
-        release.watch(AwsClients(cloudwatch, None, None), 600, now=clock, sleep=clock.sleep)
+        release.watch(served(cloudwatch, ServedTraffic()), 600, now=clock, sleep=clock.sleep)
     message = str(stopped.value)
-    assert "no metrics for 5 periods in a row" in message
+    assert "AWS unreadable for 5 periods in a row" in message
     assert "the canary still takes 10% of the requests" in message
     assert "'make release-rollback STACK=prod' stops it" in message
     assert deployer.ups == 0
@@ -828,3 +887,40 @@ def test_the_cli_exits_3_when_watch_stops_with_the_canary_live(
     monkeypatch.setattr(cli, "run", stopped)
     assert main(["watch", "--stack", "prod", "--program", str(program)]) == 3
     assert "the canary still takes 10%" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stderr", "holder"),
+    [
+        pytest.param(
+            "error: the stack is currently locked by 1 lock(s). Either wait for the other "
+            "process(es) to end or delete the lock file with `pulumi cancel`.\n"
+            "  file:///srv/.pulumi/locks/organization/event-logger/prod/bf4d.json: created by "
+            "ana@laptop (pid 42) at 2026-11-30T01:00:00Z\n",
+            "created by ana@laptop (pid 42)",
+            id="file-backend",
+        ),
+        pytest.param(
+            "error: [409] Conflict: Another update is currently in progress.\n",
+            "Another update is currently in progress",
+            id="pulumi-cloud",
+        ),
+    ],
+)
+def test_pulumis_own_stack_lock_is_named_not_reported_as_a_failed_deploy(
+    stderr: str, holder: str
+) -> None:
+    from pulumi.automation._cmd import CommandResult  # noqa: PLC0415
+    from pulumi.automation.errors import create_command_error  # noqa: PLC0415
+
+    # The Automation API's own classification of the CLI's answer, as `stack.up` raises it.
+    error = apply_error(create_command_error(CommandResult("Updating (prod)", stderr, 255)), "prod")
+    assert isinstance(error, StackBusyError)
+    message = str(error)
+    assert message.startswith("stack prod is locked by another Pulumi update")
+    assert "nothing was deployed" in message
+    assert holder in message
+    assert "Updating (prod)" not in message  # the rest of the CLI's output stays out
+    other = apply_error(create_command_error(CommandResult("", "error: boom\n", 255)), "prod")
+    assert not isinstance(other, StackBusyError)
+    assert str(other).startswith("pulumi up failed for stack prod")
