@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from release.judge import DEFAULT_CONFIG, JudgeConfig
 from release.lock import StackLockedError, stack_lock
 from release.state import share
 
+WATCH_LOCK_WAIT_SECONDS = 60
+"""How long watch waits to act for a colleague's step (a rollback, say) to finish."""
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 CANARY_STILL_LIVE = 3
 """Rollback or watch stopped while the canary still takes (or may take) traffic."""
@@ -336,47 +339,77 @@ def run(args: argparse.Namespace, release: Release, clients: AwsClients | None) 
 
 
 def _failure(command: str, error: Exception, release: Release) -> int:
-    """Print what is live after a failed rollback or watch; the exit status: 3 when the canary
-    still takes, or may take, traffic, else 1."""
-    if command not in GUARDS_THE_CANARY:
-        return 1
+    """The exit status of a failed step: 3 when a rollback or watch stopped while the canary
+    still takes, or may take, traffic (and what is live is said), else 1."""
+    if command in GUARDS_THE_CANARY and _canary_may_be_live(error, release):
+        return CANARY_STILL_LIVE
+    return 1
+
+
+def _canary_may_be_live(error: Exception, release: Release) -> bool:
+    """Whether the canary may still take traffic after ``error``, saying so unless the error
+    already did."""
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
     if isinstance(error, CanaryStillLiveError):
-        return CANARY_STILL_LIVE  # its message says what is live
+        return True
     if isinstance(error, AwsError) and (error.live is not None or not error.outcome_known):
-        # The failed call's own re-read (or its lack) is the newest word on AWS.
-        live = error.live
-        return CANARY_STILL_LIVE if live is None or live.percent > 0 else 1
+        # The failed call's re-read (or "the outcome is unknown"), in its message, is the
+        # newest word on AWS.
+        return error.live is None or error.live.percent > 0
     state = release.last_state
-    if state is None or state.live.percent == 0:
-        return 1
-    stack = state.stack
-    print(
-        f"the canary still takes {share(state.live.percent)}% ({state.live.describe()}): "
-        f"'make release-rollback STACK={stack}' stops it",
-        file=sys.stderr,
-    )
-    return CANARY_STILL_LIVE
+    if state is None:
+        if isinstance(error, AwsError):
+            say(
+                "the canary may still take traffic: AWS could not be read; "
+                f"'make release-status STACK={release.stack}' shows it once it can"
+            )
+        # Else it stopped before asking AWS anything (the stack, the file, Pulumi).
+        return isinstance(error, AwsError)
+    if state.live.percent > 0:
+        say(
+            f"the canary still takes {share(state.live.percent)}% ({state.live.describe()}): "
+            f"'make release-rollback STACK={state.stack}' stops it"
+        )
+    return state.live.percent > 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     program = args.program.resolve()
+
+    def exclusive(wait_seconds: float = 0) -> AbstractContextManager[object]:
+        return stack_lock(
+            program / f"Pulumi.{args.stack}.yaml",
+            args.stack,
+            command=f"release {args.command}",
+            wait_seconds=wait_seconds,
+        )
+
     if args.command == "status":
         return _step(args, program)
+    if args.command == "watch":
+        # Watch takes the lock for each action only: between them a colleague may roll back,
+        # which watch then sees when it re-reads the file and AWS.
+        return _step(args, program, lambda: exclusive(WATCH_LOCK_WAIT_SECONDS))
     # One operator at a time edits and applies a stack: taken before the stack file is read, so
     # what a step reads is what it changes.
     try:
-        with stack_lock(
-            program / f"Pulumi.{args.stack}.yaml", args.stack, command=f"release {args.command}"
-        ):
+        with exclusive():
             return _step(args, program)
     except StackLockedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
-def _step(args: argparse.Namespace, program: Path) -> int:
+def _step(
+    args: argparse.Namespace,
+    program: Path,
+    exclusive: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> int:
     try:
         config = StackConfigFile(program, project_name(program), args.stack)
     except NotFoundError as error:
@@ -394,6 +427,7 @@ def _step(args: argparse.Namespace, program: Path) -> int:
         out=(lambda line: print(line, file=sys.stderr)) if to_stderr else print,
         judge_config=JudgeConfig(on_timeout=args.on_timeout, max_periods=args.bake_minutes),
         latency_threshold_ms=args.latency_threshold_ms,
+        exclusive=exclusive,
     )
     clients = None
     try:

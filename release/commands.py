@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from release import aws
 from release.config_file import ConfigFileError, StackConfigFile
 from release.deploy import ApplyError, Deployer
 from release.judge import JudgeConfig, Verdict, judge
+from release.lock import StackLockedError
 from release.state import FileSays, Mode, StackState, share
 from versioned_lambda_api.metrics import Role, stage_traffic
 
@@ -71,6 +73,8 @@ class Release:
     judge_config: JudgeConfig = field(default_factory=JudgeConfig)
     latency_threshold_ms: float | None = None
     """A request slower than this is slow; ``None``: live's p99 in the hour before."""
+    exclusive: Callable[[], AbstractContextManager[object]] = nullcontext
+    """The stack's lock, which ``watch`` takes for each of its actions."""
     last_state: StackState | None = field(default=None, init=False)
     """What the step last read of the file, the stack and AWS: what an interrupted step
     reports."""
@@ -418,34 +422,58 @@ class Release:
                 continue
             failed_reads = 0
             self._say_period(elapsed, window, verdict)
-            changes = self._changes(state, seen)
-            if changes:
-                return self._changed_by_others(changes, seen, verdict, clients)
-            if verdict.decision == "ROLLBACK":
-                self._explain("rolling back", verdict)
-                self.rollback(clients, outputs)
-                return "ROLLBACK"
-            if verdict.decision == "PROMOTE":
-                # A deploy outside this tool changes the versions, which AWS' traffic
-                # settings need not show: the stack's outputs are read again before acting.
-                versions = self._version_changes(outputs, self._outputs())
-                if versions:
-                    return self._changed_by_others(versions, seen, verdict, clients)
-                if not self._following_steps():
-                    self._explain("promoting", verdict)
-                    self.promote()
-                    return "PROMOTE"
-                self._explain("advancing", verdict)
-                self.advance()
-                if not self.apply:
-                    self.out("stopped watching: watch again once the new share is deployed")
-                    return "PROMOTE"
-                state = self._check_applied(clients, outputs)
-                started = now()  # judge the new share afresh
+            if verdict.decision == "CONTINUE" and not self._changes(state, seen):
+                if current >= deadline:
+                    self.out(f"stopped watching after {max_minutes} min with no decision")
+                    return "CONTINUE"
                 continue
-            if current >= deadline:
-                self.out(f"stopped watching after {max_minutes} min with no decision")
-                return "CONTINUE"
+            with self._acting():
+                # Under the lock, what others did so far is final: read it once more.
+                outcome = self._act(verdict, state, self.read_state(clients, outputs), clients)
+            if outcome != "ADVANCED":
+                return outcome
+            state = self._check_applied(clients, outputs)
+            started = now()  # judge the new share afresh
+
+    @contextmanager
+    def _acting(self) -> Iterator[None]:
+        """Hold the stack's lock for one of watch's actions (watch judges without it, so a
+        colleague can roll back meanwhile)."""
+        try:
+            with self.exclusive():
+                yield
+        except StackLockedError as error:
+            raise CanaryStillLiveError(
+                f"stopped watching: {error}. The canary still takes {self._percent():g}% "
+                f"unwatched: 'make release-watch STACK={self.stack}' resumes"
+            ) from error
+
+    def _act(
+        self, verdict: Verdict, before: StackState, seen: StackState, clients: AwsClients
+    ) -> str:
+        """Take the verdict's step, unless someone else changed the release since ``before``:
+        ``ROLLBACK``, ``PROMOTE`` (or an edit only, with --no-apply), or ``ADVANCED``."""
+        changes = self._changes(before, seen)
+        if verdict.decision == "PROMOTE" and not changes:
+            # A deploy outside this tool changes the versions, which AWS' traffic settings
+            # need not show: the stack's outputs are read again before acting.
+            changes = self._version_changes(seen.outputs, self._outputs())
+        if changes:
+            return self._changed_by_others(changes, seen, verdict, clients)
+        if verdict.decision == "ROLLBACK":
+            self._explain("rolling back", verdict)
+            self.rollback(clients, seen.outputs)
+            return "ROLLBACK"
+        if not self._following_steps():
+            self._explain("promoting", verdict)
+            self.promote()
+            return "PROMOTE"
+        self._explain("advancing", verdict)
+        self.advance()
+        if not self.apply:
+            self.out("stopped watching: watch again once the new share is deployed")
+            return "PROMOTE"
+        return "ADVANCED"
 
     def _watchable(self, clients: AwsClients) -> StackState:
         """The state ``watch`` starts from, refused when there is no canary to judge or AWS

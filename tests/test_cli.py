@@ -9,9 +9,12 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +53,16 @@ class SteadyCloudWatch:
         return {"MetricDataResults": results}
 
 
-def install_fakes(interrupt_watch: bool = False) -> None:
+def install_fakes(interrupt_watch: bool = False, slow_up: bool = False) -> None:
     """Stand-ins for Pulumi and AWS in this process; with ``interrupt_watch``, Ctrl-C arrives
-    in the first wait of watch's loop."""
-    cli._deployer = lambda program, stack: FakeDeployer()
+    in the first wait of watch's loop; with ``slow_up``, an apply says "APPLYING" on stdout
+    and takes a minute (for a signal to cut it short)."""
+
+    def slow() -> None:
+        print("APPLYING", flush=True)
+        time.sleep(60)
+
+    cli._deployer = lambda program, stack: FakeDeployer(on_up=slow if slow_up else None)
     traffic = ServedTraffic()
     cli._clients = lambda region: AwsClients(SteadyCloudWatch(), traffic, traffic)
     if interrupt_watch:
@@ -68,7 +77,7 @@ def install_fakes(interrupt_watch: bool = False) -> None:
 FAKED_MAIN = """
 import sys
 from tests.test_cli import install_fakes
-install_fakes(interrupt_watch={interrupt})
+install_fakes(interrupt_watch={interrupt}, slow_up={slow_up})
 from release.__main__ import main
 code = main(sys.argv[1:])
 print("loaded:", [m for m in ("pulumi", "pulumi_aws") if m in sys.modules], file=sys.stderr)
@@ -98,9 +107,13 @@ def run_tool(
     )
 
 
+def faked_main(*argv: str, interrupt: bool = False, slow_up: bool = False) -> list[str]:
+    return [sys.executable, "-c", FAKED_MAIN.format(interrupt=interrupt, slow_up=slow_up), *argv]
+
+
 def run_faked(*argv: str, interrupt: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", FAKED_MAIN.format(interrupt=interrupt), *argv],
+        faked_main(*argv, interrupt=interrupt),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -389,23 +402,199 @@ def test_nothing_reaches_aws_when_the_stack_file_cannot_be_written(
     assert "read-only" in capsys.readouterr().err
 
 
+class FailingTraffic(ServedTraffic):
+    """Served traffic whose ``failing`` call raises ``error`` (as release.aws classifies)."""
+
+    def __init__(self, failing: str, error: AwsError, stage_percent: float | None = 10) -> None:
+        super().__init__(stage_percent)
+        self.failing, self.error = failing, error
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == object.__getattribute__(self, "failing"):
+            raise object.__getattribute__(self, "error")
+        return super().__getattribute__(name)
+
+
+UNKNOWN = AwsError("unreachable", "no answer from API Gateway; the outcome is unknown")
+DENIED = AwsError("refused", "AccessDenied: not allowed")
+THROTTLED = AwsError("throttled", "reading stage prod: AWS throttled the call")
+
+
 @pytest.mark.parametrize(
-    ("error", "code"),
+    ("fault", "said"),
     [
-        pytest.param(AwsError("unreachable", "no answer from API Gateway"), 3, id="unknown"),
-        pytest.param(AwsError("refused", "AccessDenied: not allowed"), 1, id="refused"),
+        pytest.param(
+            FailingTraffic("update_stage", UNKNOWN),
+            # The stop re-reads the stage; its error says what that showed.
+            [f"error: {UNKNOWN.message}; re-read: the stage canary sends 10% to prod-canary"],
+            id="stop-unknown",
+        ),
+        pytest.param(
+            FailingTraffic("update_stage", DENIED),
+            [
+                f"error: {DENIED.message}",
+                "the canary still takes 10% (the stage canary sends 10% to prod-canary): "
+                "'make release-rollback STACK=prod' stops it",
+            ],
+            id="stop-refused",
+        ),
+        pytest.param(
+            FailingTraffic("get_stage", THROTTLED),
+            [
+                f"error: {THROTTLED.message}",
+                "the canary may still take traffic: AWS could not be read; 'make "
+                "release-status STACK=prod' shows it once it can",
+            ],
+            id="first-read-throttled",
+        ),
     ],
 )
-def test_an_aws_failure_says_what_is_true_and_exits_3_while_the_canary_may_be_live(
+def test_a_failed_rollback_says_what_is_true_and_exits_3_while_the_canary_may_be_live(
     program: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    error: AwsError,
-    code: int,
+    fault: FailingTraffic,
+    said: list[str],
 ) -> None:
-    def failing(*_: object) -> None:
-        raise error
+    monkeypatch.setattr(cli, "_deployer", lambda *_: FakeDeployer())
+    monkeypatch.setattr(cli, "_clients", lambda _: AwsClients(None, fault, fault))
+    assert cli.main(["rollback", "--stack", "prod", "--program", str(program)]) == 3
+    errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("AWS")]
+    assert errors == said
+    assert 'canaryPercent: "10"' in (program / "Pulumi.prod.yaml").read_text()
 
-    monkeypatch.setattr(cli, "run", failing)
-    assert cli.main(["rollback", "--stack", "prod", "--program", str(program)]) == code
-    assert capsys.readouterr().err == f"error: {error.message}\n"
+
+def test_a_rollback_with_nothing_to_stop_exits_1(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traffic = ServedTraffic(stage_percent=None)
+    monkeypatch.setattr(cli, "_deployer", lambda *_: FakeDeployer())
+    monkeypatch.setattr(cli, "_clients", lambda _: AwsClients(None, traffic, traffic))
+    (program / "Pulumi.prod.yaml").write_text(
+        (program / "Pulumi.prod.yaml").read_text().replace('Percent: "10"', 'Percent: "0"')
+    )
+    assert cli.main(["rollback", "--stack", "prod", "--program", str(program)]) == 1
+    assert capsys.readouterr().err == (
+        "error: no traffic reaches the canary: AWS sends it none and canaryPercent is 0\n"
+    )
+
+
+def test_sigint_during_an_apply_stops_cleanly_and_says_what_aws_serves(program: Path) -> None:
+    # A real process and a real signal: the apply of advance's 10 -> 25 is cut short.
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter
+        faked_main("advance", "--stack", "prod", "--program", str(program), slow_up=True),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.strip() == "APPLYING":
+            break
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130, stderr
+    *said, loaded = stderr.splitlines()  # and no traceback
+    assert said == [
+        "interrupted: advance stopped; Pulumi.prod.yaml says canaryPercent 25, stableVersion unset",
+        "reading what AWS serves now (Ctrl-C again to skip) ...",
+        "AWS: the stage canary sends 10% to prod-canary",
+        "drift: AWS sends the canary 10% (the stage canary sends 10% to prod-canary), "
+        "Pulumi.prod.yaml means 25%: the file is not deployed; 'make up STACK=prod' applies it",
+    ]
+    assert loaded.startswith("loaded:")
+    assert 'event-logger:canaryPercent: "25"' in (program / "Pulumi.prod.yaml").read_text()
+
+
+class Operators:
+    """Two operators' commands through main() on threads, sharing one faked AWS and stack."""
+
+    def __init__(self, program: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.program = program
+        self.traffic = ServedTraffic()
+        self.codes: dict[str, int] = {}
+
+        def apply_the_file() -> None:
+            config = StackConfigFile(program, "event-logger", "prod")
+            self.traffic.deploy(float(config.get("canaryPercent") or 0))
+
+        self.deployer = FakeDeployer(on_up=apply_the_file)
+        monkeypatch.setattr(cli, "_deployer", lambda *_: self.deployer)
+        monkeypatch.setattr(
+            cli, "_clients", lambda _: AwsClients(SteadyCloudWatch(), self.traffic, self.traffic)
+        )
+
+    def run(self, name: str, *argv: str) -> threading.Thread:
+        def command() -> None:
+            self.codes[name] = cli.main([*argv, "--stack", "prod", "--program", str(self.program)])
+
+        thread = threading.Thread(target=command, name=name)
+        thread.start()
+        return thread
+
+    def file_percent(self) -> str | None:
+        return StackConfigFile(self.program, "event-logger", "prod").get("canaryPercent")
+
+
+def test_a_rollback_while_watch_waits_is_not_undone_by_the_watch(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finding 1: B rolls back at 12:05 while watch runs; watch must not then advance 10 -> 25
+    # on minutes from before the rollback.
+    operators = Operators(program, monkeypatch)
+    meet, rolled_back = threading.Barrier(2), threading.Event()
+    clock = {"now": datetime(2026, 11, 30, 12, 0, tzinfo=UTC)}
+
+    def minutes_pass(seconds: float) -> None:
+        clock["now"] += timedelta(seconds=seconds)
+        if clock["now"].minute == 5:
+            meet.wait(timeout=10)  # watch is between two periods, holding no lock
+            rolled_back.wait(timeout=10)
+
+    monkeypatch.setattr(
+        Release,
+        "watch",
+        functools.partialmethod(Release.watch, now=lambda: clock["now"], sleep=minutes_pass),
+    )
+    watcher = operators.run("watch", "watch", "--latency-threshold-ms", "500")
+    meet.wait(timeout=10)
+    operators.run("rollback", "rollback").join(timeout=10)
+    rolled_back.set()
+    watcher.join(timeout=10)
+    assert operators.codes == {"rollback": 0, "watch": 1}
+    assert operators.file_percent() == "0"
+    assert not operators.traffic.stage_percent
+    err = capsys.readouterr().err
+    assert "stopped watching: someone else changed the release" in err
+    assert "AWS sends the canary no traffic now" in err
+
+
+def test_advance_racing_a_rollback_is_refused_and_changes_nothing(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finding 1: advance racing rollback ended with both at 25%. The rollback holds the stack
+    # (its apply is slow); the advance is refused, naming it.
+    operators = Operators(program, monkeypatch)
+    applying, finish = threading.Event(), threading.Event()
+    apply_the_file = operators.deployer.on_up
+    assert apply_the_file is not None
+
+    def slow_apply() -> None:
+        applying.set()
+        finish.wait(timeout=10)
+        apply_the_file()
+
+    operators.deployer.on_up = slow_apply
+    rollback = operators.run("rollback", "rollback")
+    assert applying.wait(timeout=10)
+    operators.run("advance", "advance").join(timeout=10)
+    finish.set()
+    rollback.join(timeout=10)
+    assert operators.codes == {"advance": 1, "rollback": 0}
+    err = capsys.readouterr().err
+    assert "stack prod is being changed by" in err
+    assert "'release rollback'" in err
+    assert operators.file_percent() == "0"
+    assert not operators.traffic.stage_percent
+    assert operators.deployer.ups == 1
