@@ -347,33 +347,34 @@ def _failure(command: str, error: Exception, release: Release) -> int:
 
 
 def _canary_may_be_live(error: Exception, release: Release) -> bool:
-    """Whether the canary may still take traffic after ``error``, saying so unless the error
-    already did."""
-
-    def say(line: str) -> None:
-        print(line, file=sys.stderr)
-
+    """Whether the canary may still take traffic after ``error``, saying so (and how to stop
+    it) unless the error's own message already does."""
     if isinstance(error, CanaryStillLiveError):
         return True
-    if isinstance(error, AwsError) and (error.live is not None or not error.outcome_known):
-        # The failed call's re-read (or "the outcome is unknown"), in its message, is the
-        # newest word on AWS.
-        return error.live is None or error.live.percent > 0
-    state = release.last_state
-    if state is None:
+    if isinstance(error, AwsError) and error.live is None and not error.outcome_known:
+        return True  # its message says the outcome is unknown, and the re-read failed
+    # A failed stop's re-read is the newest word on AWS; else what the step last read.
+    live = error.live if isinstance(error, AwsError) and error.live is not None else None
+    if live is None and release.last_state is not None:
+        live = release.last_state.live
+    if live is None:
         if isinstance(error, AwsError):
-            say(
+            _say(
                 "the canary may still take traffic: AWS could not be read; "
                 f"'make release-status STACK={release.stack}' shows it once it can"
             )
         # Else it stopped before asking AWS anything (the stack, the file, Pulumi).
         return isinstance(error, AwsError)
-    if state.live.percent > 0:
-        say(
-            f"the canary still takes {share(state.live.percent)}% ({state.live.describe()}): "
-            f"'make release-rollback STACK={state.stack}' stops it"
+    if live.percent > 0:
+        _say(
+            f"the canary still takes {share(live.percent)}% ({live.describe()}): "
+            f"'make release-rollback STACK={release.stack}' stops it"
         )
-    return state.live.percent > 0
+    return live.percent > 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

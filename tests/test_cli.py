@@ -426,7 +426,11 @@ THROTTLED = AwsError("throttled", "reading stage prod: AWS throttled the call")
         pytest.param(
             FailingTraffic("update_stage", UNKNOWN),
             # The stop re-reads the stage; its error says what that showed.
-            [f"error: {UNKNOWN.message}; re-read: the stage canary sends 10% to prod-canary"],
+            [
+                f"error: {UNKNOWN.message}; re-read: the stage canary sends 10% to prod-canary",
+                "the canary still takes 10% (the stage canary sends 10% to prod-canary): "
+                "'make release-rollback STACK=prod' stops it",
+            ],
             id="stop-unknown",
         ),
         pytest.param(

@@ -341,3 +341,27 @@ def test_changed_by_others_names_only_what_someone_else_changed(program: Path) -
     theirs.set("canaryPercent", "0")
     theirs.save()
     assert mine.changed_by_others("canaryPercent", "stableVersion") == ["canaryPercent '10' -> '0'"]
+
+
+def test_status_reads_the_metrics_of_the_mode_aws_splits_with_not_the_files(
+    program: Path,
+) -> None:
+    # Finding 9: the file says alias, the stack serves a stage canary. Reading the weighted
+    # alias' versions would show the canary no requests while it serves 10%.
+    config = StackConfigFile(program, "event-logger", "prod")
+    config.set("canaryMode", "alias")
+    config.save()
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, traffic)
+    cloudwatch = FakeCloudWatch([(900, 4, 100, 1)] * 10)
+    release.status(served(cloudwatch, traffic), 10, T0 + timedelta(minutes=10))
+    (window,) = cloudwatch.requests
+    canary = next(q for q in window["MetricDataQueries"] if q["Id"] == "canary_requests")
+    resource = {d["Name"]: d["Value"] for d in canary["MetricStat"]["Metric"]["Dimensions"]}
+    assert resource == {
+        "FunctionName": OUTPUTS["functionName"],
+        "Resource": f"{OUTPUTS['functionName']}:prod-canary",
+    }
+    assert "canaryMode alias: 'make up STACK=prod' switches it" in drift_lines(lines)
+    requests = next(line for line in lines if line.strip().startswith("requests"))
+    assert requests.split()[-1] == "800"  # the canary's requests, seen
