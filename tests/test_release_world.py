@@ -1,7 +1,7 @@
 """The release tool end to end against a fake AWS account (tests/release_world.py): real boto3
 clients, botocore's retries, and one account state that the tool's calls and its deploys change.
 
-Each scenario is a finding of issue 11, already fixed: it asserts what AWS serves afterwards,
+Each scenario is a finding of issue 11: it asserts what AWS serves afterwards,
 what the stack file says, and what the tool said (exit status and the words that matter). The
 command line is driven in-process through ``release.__main__.main`` with the account's clients
 and deployer in place of boto3's and Pulumi's; ``watch`` through ``Release.watch`` with the
@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from release import __main__ as cli
-from release.commands import METRICS_READ_ATTEMPTS, AwsClients, CanaryStillLiveError, Release
+from release.commands import (
+    METRICS_READ_ATTEMPTS,
+    AwsClients,
+    CanaryStillLiveError,
+    Release,
+    ReleaseError,
+)
 from release.config_file import StackConfigFile
 from tests.release_world import (
     MINUTE,
@@ -195,8 +201,9 @@ def test_rollback_that_cannot_reach_aws_says_the_canary_still_takes_its_share(
 def test_rollback_denied_names_access_denied_and_changes_nothing(world: World) -> None:
     world.account.fail("UpdateStage", "denied", times=None)
     ran = world.cli("rollback")
-    assert ran.code in (1, 3)
+    assert ran.code == 3  # refused: nothing changed, so the canary still takes its share
     assert "AccessDenied" in ran.err
+    assert "the canary still takes 10%" in ran.err
     assert len(world.account.attempts_of("UpdateStage")) == 1  # a 403 is not retried
     assert world.account.stage_percent == 10.0
     assert world.file() == "10"
@@ -333,3 +340,82 @@ def test_rollback_stops_the_canary_before_its_apply_ends(world: World) -> None:
         step.join(5)
     assert codes == [0]
     assert world.account.canary is None  # the apply removed the settings, as the file says
+
+
+# --- 9. A colleague's rollback while watch runs -------------------------------------------------
+
+
+def test_a_colleagues_rollback_mid_watch_is_not_undone(world: World) -> None:
+    # B rolls back at minute 5 while watch judges minutes (healthy ones) from before it: watch
+    # must neither advance on them nor write 25 over B's 0.
+    account = world.account
+    started = account.now
+    rolled_back: list[Ran] = []
+
+    def minutes_pass(seconds: float) -> None:
+        account.sleep(seconds)
+        if account.now == started + 5 * MINUTE:
+            rolled_back.append(world.cli("rollback"))
+
+    said: list[str] = []
+    with pytest.raises(ReleaseError) as stopped:
+        world.release(said.append, latency_threshold_ms=500.0).watch(
+            world.clients, sleep=minutes_pass, now=account.clock
+        )
+    assert [ran.code for ran in rolled_back] == [0]
+    assert "someone else changed the release" in str(stopped.value)
+    assert "AWS sends the canary no traffic now" in str(stopped.value)
+    assert account.changes[0].what == "stage canary 10% -> 0%"  # B's stop, at minute 5
+    assert all("-> 25%" not in change.what for change in account.changes)
+    assert (account.stage_percent, world.file()) == (0, "0")
+
+
+# --- 10. The file's mode is not the deployed one ------------------------------------------------
+
+
+def test_status_and_rollback_follow_the_mode_aws_serves_not_the_files(world: World) -> None:
+    # The file says alias (edited, not deployed); the stack serves a stage canary whose v4
+    # fails 5%. Status sees the canary's requests and errors; rollback stops the stage.
+    config = StackConfigFile(world.program, PROJECT, "prod")
+    config.set("canaryMode", "alias")
+    config.save()
+    world.account.traffic.error_rate = CANARY_ERROR_RATE
+    world.account.sleep(12 * 60)
+    said: list[str] = []
+    report = world.release(said.append, latency_threshold_ms=500.0).status_report(
+        world.clients, 12, world.account.now
+    )
+    assert report.state.mode == "stage"
+    assert report.window.canary.requests > 0
+    assert report.verdict.decision == "ROLLBACK"
+    assert any("canaryMode alias" in difference for difference in report.state.differences())
+
+    ran = world.cli("rollback")
+    assert ran.code == 0, ran.err
+    assert world.account.changes[0].by == "UpdateStage"
+    assert world.account.attempts_of("UpdateAlias") == []  # nothing to stop there
+    assert world.file() == "0"
+
+
+# --- 11. Ctrl-C during an apply --------------------------------------------------------------
+
+
+def test_ctrl_c_during_an_apply_says_what_the_file_and_aws_say(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(on_output: Callable[[str], None]) -> None:
+        raise KeyboardInterrupt  # the signal arrives while Pulumi applies
+
+    monkeypatch.setattr(world.deployer, "up", interrupted)
+    ran = world.cli("advance")
+    assert ran.code == 130
+    lines = ran.err.splitlines()
+    assert lines[0] == (
+        "interrupted: advance stopped; Pulumi.prod.yaml says canaryPercent 25, stableVersion 3"
+    )
+    assert "AWS: the stage canary sends 10% to prod-canary" in lines
+    assert any(
+        line.startswith("drift: AWS sends the canary 10%") and "means 25%" in line for line in lines
+    )
+    assert world.account.stage_percent == 10.0
+    assert "Traceback" not in ran.err
