@@ -266,9 +266,15 @@ class Release:
         state = self.read_state(clients, outputs)
         live = state.live
         if live.percent == 0 and self._percent() == 0:
-            raise ReleaseError(
-                "no traffic reaches the canary: AWS sends it none and canaryPercent is 0"
-            )
+            if not (self.apply and state.file_not_deployed):
+                raise ReleaseError(
+                    "no traffic reaches the canary: AWS sends it none and canaryPercent is 0"
+                )
+            # An earlier rollback stopped AWS and edited the file, but its apply failed:
+            # converge by applying the file, so the stack records the rollback too.
+            self._report(state)
+            self._commit("canaryPercent 0 (unchanged, re-applied)")
+            return
         self._report(state)
         aws_changed = None
         if live.percent > 0:

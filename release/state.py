@@ -70,6 +70,12 @@ class StackState:
         return self.file.percent
 
     @property
+    def file_not_deployed(self) -> bool:
+        """Whether the last deploy set another ``canaryPercent`` than the file says."""
+        deployed = self.deployed_percent
+        return deployed is not None and not math.isclose(deployed, self.file.percent, abs_tol=1e-6)
+
+    @property
     def mode(self) -> Mode:
         """The mechanism whose metrics show the canary: the one AWS splits with now, else the
         one the last deploy set up, else the file's."""
@@ -86,9 +92,8 @@ class StackState:
                 f"AWS splits the canary off twice, {self.live.describe()}: a mode switch left "
                 "one behind ('rollback' stops both)"
             )
-        live, expected = self.live.percent, self.expected_percent
+        live, expected, deployed = self.live.percent, self.expected_percent, self.deployed_percent
         if not math.isclose(live, expected, abs_tol=1e-6):
-            deployed = self.deployed_percent
             if deployed is not None and math.isclose(deployed, self.file.percent, abs_tol=1e-6):
                 cause = f"changed outside Pulumi since the last deploy; {make_up} restores it"
             else:
@@ -96,6 +101,12 @@ class StackState:
             found.append(
                 f"AWS sends the canary {share(live)}% ({self.live.describe()}), "
                 f"{self.file_name} means {share(expected)}%: {cause}"
+            )
+        elif self.file_not_deployed:
+            found.append(
+                f"the last deploy set canaryPercent {share(deployed or 0)}, {self.file_name} says "
+                f"{share(self.file.percent)} (which AWS serves already, e.g. after a rollback "
+                f"whose apply failed): {make_up} records it in the stack"
             )
         if self.live.mode in ("stage", "alias") and self.live.mode != self.file.mode:
             found.append(

@@ -26,7 +26,7 @@ from release.aws import AwsError
 from release.commands import AwsClients, Release
 from release.config_file import NotWritableError, StackConfigFile
 from release.lock import stack_lock
-from tests.release_fakes import FakeDeployer, ServedTraffic
+from tests.release_fakes import OUTPUTS, FakeDeployer, ServedTraffic
 
 # Not tests.conftest's ROOT: that module loads the component's test kit (and pulumi_aws) into
 # the processes below that check what the tool loads.
@@ -468,11 +468,12 @@ def test_a_failed_rollback_says_what_is_true_and_exits_3_while_the_canary_may_be
     assert 'canaryPercent: "10"' in (program / "Pulumi.prod.yaml").read_text()
 
 
-def test_a_rollback_with_nothing_to_stop_exits_1(
+def test_a_rollback_with_nothing_to_stop_exits_1_or_applies_an_unapplied_0(
     program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     traffic = ServedTraffic(stage_percent=None)
-    monkeypatch.setattr(cli, "_deployer", lambda *_: FakeDeployer())
+    deployer = FakeDeployer({**OUTPUTS, "canaryPercent": 0})
+    monkeypatch.setattr(cli, "_deployer", lambda *_: deployer)
     monkeypatch.setattr(cli, "_clients", lambda _: AwsClients(None, traffic, traffic))
     (program / "Pulumi.prod.yaml").write_text(
         (program / "Pulumi.prod.yaml").read_text().replace('Percent: "10"', 'Percent: "0"')
@@ -481,6 +482,15 @@ def test_a_rollback_with_nothing_to_stop_exits_1(
     assert capsys.readouterr().err == (
         "error: no traffic reaches the canary: AWS sends it none and canaryPercent is 0\n"
     )
+    assert deployer.ups == 0
+    # An earlier rollback stopped AWS and edited the file, and its apply failed: the stack
+    # still says 10. Run again, the rollback converges by applying the file.
+    deployer.stack_outputs["canaryPercent"] = 10
+    assert cli.main(["rollback", "--stack", "prod", "--program", str(program)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "drift: the last deploy set canaryPercent 10, Pulumi.prod.yaml says 0" in out
+    assert "canaryPercent 0 (unchanged, re-applied)" in out
+    assert deployer.ups == 1
 
 
 def test_sigint_during_an_apply_stops_cleanly_and_says_what_aws_serves(program: Path) -> None:

@@ -419,3 +419,18 @@ def test_ctrl_c_during_an_apply_says_what_the_file_and_aws_say(
     )
     assert world.account.stage_percent == 10.0
     assert "Traceback" not in ran.err
+
+
+def test_a_rollback_whose_apply_failed_converges_when_run_again(world: World) -> None:
+    world.deployer.fail_next_up()
+    failed = world.cli("rollback")
+    assert failed.code == 1  # the canary is stopped: only the record failed
+    assert "pulumi up failed" in failed.err
+    assert (world.account.stage_percent, world.file()) == (0, "0")
+    assert world.deployer.outputs()["canaryPercent"] == 10  # the stack still says 10
+
+    again = world.cli("rollback")
+    assert again.code == 0, again.err
+    assert "re-applied" in again.out
+    assert world.deployer.outputs()["canaryPercent"] == 0
+    assert world.account.canary is None  # the apply removed the settings, as the file says
