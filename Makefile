@@ -73,7 +73,8 @@ $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
 	@touch $@
 
-# QUICK=1 runs the canary benchmark's quick mode (under a minute).
+# QUICK=1 runs the canary benchmark's quick mode (under a minute), written to bench/results/quick/
+# (ignored by git) so it never overwrites the committed full-run results.
 bench: $(BIN)/.bench-installed
 	@$(BIN)/python bench/plan_speed.py
 	@$(BIN)/python bench/canary_bench.py $(if $(QUICK),--quick)

@@ -1,47 +1,64 @@
-"""Simulated releases and the baseline canary judges our judge is compared with.
+"""Simulated releases, the canary judges we compare with, and the plumbing of a fair comparison.
 
-The simulator draws what CloudWatch would report for a canary release, one metric period at a
-time; the baselines re-create three public canary judges; ``run`` puts a judge through a release
-and ``tune`` sets a baseline's one threshold so its false rollbacks match a cap. The benchmark
-(``bench/canary_bench.py``) puts it all together. Standard library only, and seeded: the same
-seed gives the same releases, decisions and numbers on every machine.
+The simulator draws what CloudWatch would report, minute by minute, for a whole release: from
+the first canary minute until the new version serves everything (or is rolled back), up to a
+horizon well beyond the longest bake (6 hours by default). Each judge drives its *own* traffic
+schedule, as it does in production: the canary share of a minute is whatever the judge's schedule
+says at that minute (``Rollout.share``), so a judge that shifts traffic sooner pays for it in
+exposure when the release is bad. ``run`` puts a judge through a release; ``tune`` sets a judge's
+sensitivity so its release-level false rollbacks stay within a budget. The benchmark
+(``bench/canary_bench.py``) puts it all together. Standard library only, and seeded: the same seed
+gives the same releases, decisions and numbers on every machine.
 
 Traffic model
 -------------
-Requests arrive as a Poisson process at ``total_rps``; each goes to the canary with probability
-``canary_share`` (API Gateway's canary setting), so the two versions' request counts per period
-are independent Poisson counts. Each request fails with its version's error probability and,
-independently, is slower than the scenario's latency threshold with the probability its version's
-lognormal latency gives. Thinning a Poisson process keeps it Poisson, so the four kinds of request
-(failed and slow, failed, slow, neither) are independent Poisson counts; drawing those four gives
-the exact joint law of (requests, errors, slow) per version and period with no per-request loop.
-A period holds the sums CloudWatch gives: ``Invocations``, ``Errors`` and, for slow requests, the
-count above the threshold (CloudWatch's percentile-rank statistic ``PR(threshold:)`` on
-``Duration``, or an embedded-metric-format count the function publishes).
+Requests arrive as a Poisson process at the scenario's rate (constant, or diurnal: a sine over
+the day with a phase drawn per release); each goes to the canary with the probability the judge's
+schedule gives that minute (API Gateway's or a Lambda alias' weighted routing). Each request fails
+with its version's error probability and, independently, is slower than the latency threshold with
+the probability its version's lognormal latency gives. Thinning a Poisson process keeps it
+Poisson, so the four kinds of request (failed and slow, failed, slow, neither) are independent
+Poisson counts; drawing those four gives the exact joint law of (requests, errors, slow) per
+version and minute with no per-request loop.
+
+Scenario effects, drawn per release so every judge faces the same events: a shared dependency
+outage adds the same error rate to both versions for a few minutes; a shared slowdown multiplies
+both versions' latency for a few minutes; a cold start multiplies the canary's latency in the
+first minute after each share increase (the new execution environments are cold, good release or
+not); clustered errors multiply each version's error rate per minute by a Gamma factor of mean 1
+(errors arrive in bursts from one execution environment: the counts are negative binomial, not
+Poisson).
+
+Common random numbers: a minute's counts depend only on (release, minute, canary share, cold or
+not), through a random stream seeded by those, and are cached; two judges that give the canary the
+same share in the same minute see the same counts, and re-running a judge (tuning) costs no new
+draws.
 
 Exposure
 --------
-The harm a bad release does is the number of requests the bad version serves. Until the judge
-decides, that is the canary's requests; after a ROLLBACK it stops. A bad release that is
-PROMOTED serves *all* traffic from then on, until someone notices: we count that as exposure up
-to the end of the simulated horizon (``Scenario.horizon_minutes``, 60 minutes by default, the
-longest bake any judge here may take), at the scenario's mean traffic. So a false promote costs
-far more than a slow rollback, as it does in production; ``Outcome.canary_requests`` keeps the
-canary phase alone for those who want it separately.
+The harm a bad release does is the number of requests the bad version serves, counted to the
+horizon: the canary's requests while the judge watches; nothing more after a ROLLBACK; after a
+PROMOTE (full rollout) all the traffic until the horizon (the expected requests at the release's
+traffic rate: someone notices eventually, and the horizon is the same for every judge); and a
+release still undecided at the horizon has served what its canary served until then.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, cast
 
-from release.judge import Decision, JudgeConfig, JudgeState, Period, expected_sample_size
+from release.judge import Decision, JudgeConfig, JudgeState, Period, Verdict
 
 Metric = Literal["errors", "slow"]
+METRICS: tuple[Metric, Metric] = ("errors", "slow")
+HORIZON_MINUTES = 360
+"""Exposure is counted for 6 hours: well beyond the longest bake of any judge here."""
 
 # --- random variates ------------------------------------------------------------------------
 
@@ -95,6 +112,12 @@ def normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
+def _stream(*parts: object) -> random.Random:
+    """A reproducible random stream named by ``parts`` (a simulation's stream, not
+    cryptography)."""
+    return random.Random("/".join(str(part) for part in parts))  # noqa: S311
+
+
 # --- the traffic model ----------------------------------------------------------------------
 
 
@@ -105,9 +128,9 @@ class LatencyModel:
     median_ms: float
     sigma: float
 
-    def p_slower_than(self, threshold_ms: float) -> float:
-        """P(latency > threshold_ms)."""
-        return normal_sf(math.log(threshold_ms / self.median_ms) / self.sigma)
+    def p_slower_than(self, threshold_ms: float, factor: float = 1.0) -> float:
+        """P(latency > threshold_ms) when every latency is multiplied by ``factor``."""
+        return normal_sf(math.log(threshold_ms / (self.median_ms * factor)) / self.sigma)
 
 
 @dataclass(frozen=True)
@@ -120,52 +143,60 @@ class VersionModel:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A release setting: traffic, the live version, a good and a bad canary.
+    """A release setting: traffic, the live version, a bad canary, and the events around them.
 
-    ``regression`` names the metric on which the bad canary is worse; the baselines watch that
-    metric only (see ``bench/canary_bench.py``). The good canary behaves exactly like live.
+    The good canary behaves exactly like live (cold start aside); ``regression`` names the metric
+    on which the bad canary is worse. Every judge watches both metrics.
     """
 
     name: str
-    total_rps: float
-    canary_share: float
+    total_rps: float  # mean requests per second (both versions)
     live: VersionModel
     bad_canary: VersionModel
     regression: Metric
-    slow_threshold_ms: float = 1000.0
-    period_seconds: int = 60
-    horizon_minutes: int = 60
     description: str = ""
+    slow_threshold_ms: float = 1000.0
+    horizon_minutes: int = HORIZON_MINUTES
+    diurnal_amplitude: float = 0.0  # rate = total_rps·(1 + A·sin(2π·(minute/1440 + phase)))
+    outage_minutes: int = 0  # a shared dependency outage this long ...
+    outage_error_rate: float = 0.0  # ... adding this error rate to both versions
+    slowdown_minutes: int = 0  # a shared slowdown this long ...
+    slowdown_factor: float = 1.0  # ... multiplying both versions' latency
+    event_window_minutes: int = 20  # the outage or slowdown starts in [0, this) minutes
+    cold_start_factor: float = 1.0  # the canary's latency factor in a share's first minute
+    error_clustering: float = 0.0  # variance of the per-minute Gamma factor on error rates
 
     @property
     def good_canary(self) -> VersionModel:
         return self.live
 
-    @property
-    def horizon_periods(self) -> int:
-        return self.horizon_minutes * 60 // self.period_seconds
-
-    def canary_rps(self) -> float:
-        return self.total_rps * self.canary_share
-
-    def rates(self, version: VersionModel) -> tuple[float, float]:
-        """(error rate, slow rate) of a version."""
-        return version.error_rate, version.latency.p_slower_than(self.slow_threshold_ms)
-
     def live_rate(self, metric: Metric) -> float:
-        errors, slow = self.rates(self.live)
-        return errors if metric == "errors" else slow
+        """Live's nominal rate of ``metric`` (no event)."""
+        if metric == "errors":
+            return self.live.error_rate
+        return self.live.latency.p_slower_than(self.slow_threshold_ms)
 
-    def true_ratio(self, metric: Metric) -> float:
-        """The bad canary's rate of ``metric`` over live's."""
-        errors, slow = self.rates(self.bad_canary)
-        return (errors if metric == "errors" else slow) / self.live_rate(metric)
+    def bad_rate(self, metric: Metric) -> float:
+        """The bad canary's nominal rate of ``metric`` (no event)."""
+        if metric == "errors":
+            return self.bad_canary.error_rate
+        return self.bad_canary.latency.p_slower_than(self.slow_threshold_ms)
+
+
+@dataclass(frozen=True)
+class Events:
+    """What happens around one release, drawn once from its seed."""
+
+    phase: float  # diurnal phase, a fraction of the day
+    outage_start: int
+    slowdown_start: int
 
 
 def _version_counts(
     rng: random.Random, mean_requests: float, error_rate: float, slow_rate: float
 ) -> tuple[int, int, int]:
-    """(requests, errors, slow) of one version in one period."""
+    """(requests, errors, slow) of one version in one minute."""
+    error_rate = min(error_rate, 1.0)
     failed_slow = poisson(rng, mean_requests * error_rate * slow_rate)
     failed_fast = poisson(rng, mean_requests * error_rate * (1.0 - slow_rate))
     ok_slow = poisson(rng, mean_requests * (1.0 - error_rate) * slow_rate)
@@ -174,27 +205,110 @@ def _version_counts(
     return requests, failed_slow + failed_fast, failed_slow + ok_slow
 
 
-def simulate_period(
-    rng: random.Random, scenario: Scenario, canary: VersionModel, seconds: float
-) -> Period:
-    """One metric period of ``seconds`` for live and the given canary."""
-    live_errors, live_slow = scenario.rates(scenario.live)
-    canary_errors, canary_slow = scenario.rates(canary)
-    arrivals = scenario.total_rps * seconds
-    c = _version_counts(rng, arrivals * scenario.canary_share, canary_errors, canary_slow)
-    live = _version_counts(rng, arrivals * (1.0 - scenario.canary_share), live_errors, live_slow)
-    return Period(
-        live_requests=live[0],
-        live_errors=live[1],
-        live_slow=live[2],
-        canary_requests=c[0],
-        canary_errors=c[1],
-        canary_slow=c[2],
+@dataclass
+class Release:
+    """One simulated release: its events are drawn from its seed, its minutes on demand (see the
+    module docstring on common random numbers)."""
+
+    scenario: Scenario
+    bad: bool
+    seed: str
+    events: Events = field(init=False)
+    _minutes: dict[tuple[int, float, bool], Period] = field(
+        default_factory=dict, init=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        rng = _stream(self.seed, "events")
+        window = max(self.scenario.event_window_minutes, 1)
+        self.events = Events(
+            phase=rng.random(),
+            outage_start=rng.randrange(window),
+            slowdown_start=rng.randrange(window),
+        )
+
+    @property
+    def canary(self) -> VersionModel:
+        return self.scenario.bad_canary if self.bad else self.scenario.good_canary
+
+    def rps(self, minute: int) -> float:
+        """The mean request rate in ``minute`` (0-based)."""
+        s = self.scenario
+        if not s.diurnal_amplitude:
+            return s.total_rps
+        angle = 2.0 * math.pi * (minute / 1440.0 + self.events.phase)
+        return s.total_rps * (1.0 + s.diurnal_amplitude * math.sin(angle))
+
+    def expected_requests(self, start: int, end: int) -> float:
+        """Requests expected in minutes [start, end), both versions."""
+        return sum(self.rps(minute) * 60.0 for minute in range(start, end))
+
+    def _in_outage(self, minute: int) -> bool:
+        start = self.events.outage_start
+        return start <= minute < start + self.scenario.outage_minutes
+
+    def _in_slowdown(self, minute: int) -> bool:
+        start = self.events.slowdown_start
+        return start <= minute < start + self.scenario.slowdown_minutes
+
+    def period(self, minute: int, share: float, cold: bool = False) -> Period:
+        """The counts of ``minute`` when the canary takes ``share`` of the requests; ``cold``:
+        the canary's first minute at this share (its environments start cold)."""
+        s = self.scenario
+        if not 0 <= minute < s.horizon_minutes:
+            raise IndexError(f"minute {minute} is outside the horizon")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"a canary share must be within [0, 1], got {share!r}")
+        key = (minute, share, cold)
+        cached = self._minutes.get(key)
+        if cached is not None:
+            return cached
+        live_factor = canary_factor = 1.0
+        if s.error_clustering:
+            shape = 1.0 / s.error_clustering
+            burst = _stream(self.seed, "bursts", minute)
+            live_factor = burst.gammavariate(shape, s.error_clustering)
+            canary_factor = burst.gammavariate(shape, s.error_clustering)
+        extra_errors = s.outage_error_rate if self._in_outage(minute) else 0.0
+        slowdown = s.slowdown_factor if self._in_slowdown(minute) else 1.0
+        canary_latency = slowdown * (s.cold_start_factor if cold else 1.0)
+        canary, live = self.canary, s.live
+        rng = _stream(self.seed, minute, share, cold)
+        arrivals = self.rps(minute) * 60.0
+        c = _version_counts(
+            rng,
+            arrivals * share,
+            canary.error_rate * canary_factor + extra_errors,
+            canary.latency.p_slower_than(s.slow_threshold_ms, canary_latency),
+        )
+        v = _version_counts(
+            rng,
+            arrivals * (1.0 - share),
+            live.error_rate * live_factor + extra_errors,
+            live.latency.p_slower_than(s.slow_threshold_ms, slowdown),
+        )
+        period = Period(
+            live_requests=v[0],
+            live_errors=v[1],
+            live_slow=v[2],
+            canary_requests=c[0],
+            canary_errors=c[1],
+            canary_slow=c[2],
+        )
+        self._minutes[key] = period
+        return period
+
+
+def make_releases(scenario: Scenario, *, bad: bool, count: int, seed: str) -> list[Release]:
+    """``count`` independent releases; release i depends only on (seed, scenario name, good/bad,
+    i), so adding scenarios or releases never changes the others, and two seeds give disjoint
+    sets (tuning and evaluation)."""
+    kind = "bad" if bad else "good"
+    return [Release(scenario, bad, f"{seed}/{scenario.name}/{kind}/{i}") for i in range(count)]
 
 
 def aggregate(periods: Sequence[Period]) -> Period:
-    """Several periods summed into one, as CloudWatch sums a metric over a longer period."""
+    """Several minutes summed into one period, as CloudWatch sums a metric over a longer one."""
     return Period(
         live_requests=sum(p.live_requests for p in periods),
         live_errors=sum(p.live_errors for p in periods),
@@ -205,295 +319,411 @@ def aggregate(periods: Sequence[Period]) -> Period:
     )
 
 
-@dataclass
-class Release:
-    """One simulated release: its periods are drawn on demand (up to the horizon) from its own
-    random stream and kept, so every judge sees exactly the same traffic."""
-
-    scenario: Scenario
-    bad: bool
-    seed: str
-    _rng: random.Random = field(init=False, repr=False)
-    _periods: list[Period] = field(default_factory=list, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        # A simulation's reproducible stream, not cryptography.
-        self._rng = random.Random(self.seed)  # noqa: S311
-
-    @property
-    def canary(self) -> VersionModel:
-        return self.scenario.bad_canary if self.bad else self.scenario.good_canary
-
-    def period(self, index: int) -> Period:
-        """The period ``index`` (0-based) at the scenario's resolution."""
-        if not 0 <= index < self.scenario.horizon_periods:
-            raise IndexError(f"period {index} is outside the horizon")
-        while len(self._periods) <= index:
-            self._periods.append(
-                simulate_period(self._rng, self.scenario, self.canary, self.scenario.period_seconds)
-            )
-        return self._periods[index]
-
-    def stream(self, factor: int = 1) -> Iterator[Period]:
-        """The periods up to the horizon, each ``factor`` consecutive ones summed into one
-        (``factor=6`` turns 10-second periods into CloudWatch minutes)."""
-        for start in range(0, self.scenario.horizon_periods - factor + 1, factor):
-            yield aggregate([self.period(start + i) for i in range(factor)])
-
-
-def make_releases(scenario: Scenario, *, bad: bool, count: int, seed: str) -> list[Release]:
-    """``count`` independent releases; release i's stream depends only on (seed, scenario name,
-    good/bad, i), so adding scenarios or releases never changes the others."""
-    kind = "bad" if bad else "good"
-    return [Release(scenario, bad, f"{seed}/{scenario.name}/{kind}/{i}") for i in range(count)]
+def _canary_rate(period: Period, metric: Metric) -> float | None:
+    """The canary's rate of ``metric`` in ``period``; None without canary requests."""
+    if not period.canary_requests:
+        return None
+    events = period.canary_errors if metric == "errors" else period.canary_slow
+    return events / period.canary_requests
 
 
 # --- judges ---------------------------------------------------------------------------------
 
 
-class Session(Protocol):
-    """A judge watching one release: fed one period at a time."""
+class Rollout(Protocol):
+    """A judge driving one release: the canary share it asks for this minute, and its decision
+    after the minute's metrics. PROMOTE means the release is fully rolled out (100%), ROLLBACK
+    that it stopped; CONTINUE keeps watching (possibly at another share next minute)."""
+
+    @property
+    def share(self) -> float: ...
 
     def add(self, period: Period) -> Decision: ...
 
 
-class CanaryJudge(Protocol):
-    """A judge: a name for the table and a fresh session per release."""
+class Judge(Protocol):
+    """A judge with its traffic schedule: a name for the table and a fresh rollout per release."""
 
     @property
     def name(self) -> str: ...
 
-    def session(self) -> Session: ...
+    def session(self) -> Rollout: ...
 
 
-def _counts(period: Period, metric: Metric) -> tuple[int, int, int, int]:
-    """(canary requests, canary events, live requests, live events) for ``metric``."""
-    if metric == "errors":
-        return (
-            period.canary_requests,
-            period.canary_errors,
-            period.live_requests,
-            period.live_errors,
-        )
-    return period.canary_requests, period.canary_slow, period.live_requests, period.live_slow
+# Ours ---------------------------------------------------------------------------------------
+
+OUR_STEPS = (0.10, 0.25, 0.50)
+"""The release tool's canary shares; PROMOTE after the last one goes to 100%."""
+
+
+class StepJudge(Protocol):
+    """``release.judge.JudgeState`` as the rewritten judge (issue 12) exposes it: one state per
+    release, carrying its evidence and its error budget across the steps; ``start_step`` before
+    the first minute of every step."""
+
+    def start_step(self) -> None: ...
+
+    def add(self, period: Period) -> Verdict: ...
+
+
+def release_judge_state(config: JudgeConfig) -> StepJudge:
+    """One ``JudgeState`` for a whole release (the API of the judge's rewrite, issue 12)."""
+    return cast(StepJudge, JudgeState(config))
 
 
 @dataclass
-class _OurSession:
-    state: JudgeState
+class _OurRollout:
+    state: StepJudge
+    steps: tuple[float, ...]
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        self.state.start_step()
+
+    @property
+    def share(self) -> float:
+        return self.steps[self.step]
 
     def add(self, period: Period) -> Decision:
-        return self.state.add(period).decision
+        decision = self.state.add(period).decision
+        if decision != "PROMOTE":
+            return decision
+        self.step += 1
+        if self.step == len(self.steps):
+            return "PROMOTE"
+        self.state.start_step()
+        return "CONTINUE"
 
 
 @dataclass(frozen=True)
 class OurJudge:
-    """``release.judge`` (two SPRTs on errors and slow requests), fed with ``JudgeState.add``."""
+    """The release tool: steps 10% → 25% → 50% → 100%, a step advancing when ``release.judge``
+    says PROMOTE for it, ROLLBACK stopping the release. One judge state per release."""
 
     config: JudgeConfig = field(default_factory=JudgeConfig)
-    label: str = "ours (SPRT)"
+    steps: tuple[float, ...] = OUR_STEPS
+    make_state: Callable[[JudgeConfig], StepJudge] = release_judge_state
+    label: str = "ours"
 
     @property
     def name(self) -> str:
         return self.label
 
-    def session(self) -> Session:
-        return _OurSession(JudgeState(self.config))
+    def session(self) -> Rollout:
+        return _OurRollout(self.make_state(self.config), self.steps)
+
+
+# CodeDeploy ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrafficPreset:
+    """A CodeDeploy Lambda deployment configuration: ``canary`` shifts ``percent`` then, after
+    ``minutes``, the rest; ``linear`` shifts ``percent`` more every ``minutes`` until 100%."""
+
+    name: str
+    kind: Literal["canary", "linear"]
+    percent: int
+    minutes: int
+
+    def share(self, minute: int) -> float:
+        """The new version's share in ``minute`` (0-based) since the deployment started."""
+        if self.kind == "canary":
+            return self.percent / 100.0 if minute < self.minutes else 1.0
+        return min(self.percent * (1 + minute // self.minutes), 100) / 100.0
+
+    @property
+    def shift_minutes(self) -> int:
+        """Minutes until all traffic is shifted."""
+        if self.kind == "canary":
+            return self.minutes
+        return (math.ceil(100 / self.percent) - 1) * self.minutes
+
+
+CODEDEPLOY_PRESETS = tuple(
+    [TrafficPreset(f"Canary10Percent{m}Minutes", "canary", 10, m) for m in (5, 10, 15, 30)]
+    + [
+        TrafficPreset(f"Linear10PercentEvery{m}Minute{'s' if m > 1 else ''}", "linear", 10, m)
+        for m in (1, 2, 3, 10)
+    ]
+)
+"""CodeDeploy's predefined Lambda configurations (CodeDeployDefault.Lambda...): CodeDeploy User
+Guide, "Deployment configurations on an AWS Lambda compute platform"."""
+
+
+@dataclass(frozen=True)
+class AlarmShape:
+    """A CloudWatch alarm's period and its M-of-N rule."""
+
+    period_minutes: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.period_minutes} min x {self.datapoints_to_alarm} of {self.evaluation_periods}"
+        )
+
+
+SAM_EXAMPLE_ALARM = AlarmShape(period_minutes=1, evaluation_periods=2, datapoints_to_alarm=2)
+"""AWS SAM's gradual-deployment example ("Deploying serverless applications gradually"): the
+alarms ``AliasErrorMetricGreaterThanZeroAlarm`` and ``LatestVersionErrorMetricGreaterThanZero
+Alarm``, ``Errors`` Sum > 0 over ``Period: 60`` with ``EvaluationPeriods: 2``."""
+FIVE_MINUTE_ALARM = AlarmShape(period_minutes=5, evaluation_periods=1, datapoints_to_alarm=1)
 
 
 @dataclass
-class _CodeDeploySession:
-    judge: CodeDeployAlarm
-    periods: int = 0
+class _CodeDeployRollout:
+    judge: CodeDeployAlarms
+    minute: int = 0
+    window: list[Period] = field(default_factory=list)
     breaches: deque[bool] = field(default_factory=deque)
+
+    @property
+    def share(self) -> float:
+        return self.judge.preset.share(self.minute)
 
     def add(self, period: Period) -> Decision:
         j = self.judge
-        self.periods += 1
-        requests, events, _, _ = _counts(period, j.metric)
-        # No invocation: metric math gives no datapoint, treated as not breaching.
-        self.breaches.append(requests > 0 and events / requests > j.threshold)
-        if len(self.breaches) > j.evaluation_periods:
-            self.breaches.popleft()
-        if sum(self.breaches) >= j.datapoints_to_alarm:
-            return "ROLLBACK"
-        if self.periods >= j.bake_periods:
+        self.minute += 1
+        self.window.append(period)
+        if len(self.window) == j.alarm.period_minutes:
+            datapoint = aggregate(self.window)
+            self.window.clear()
+            self.breaches.append(j.breaching(datapoint))
+            if len(self.breaches) > j.alarm.evaluation_periods:
+                self.breaches.popleft()
+            if sum(self.breaches) >= j.alarm.datapoints_to_alarm:
+                return "ROLLBACK"
+        if self.minute >= j.preset.shift_minutes:
             return "PROMOTE"
         return "CONTINUE"
 
 
 @dataclass(frozen=True)
-class CodeDeployAlarm:
-    """CodeDeploy's ``Canary10Percent10Minutes`` with a CloudWatch alarm on the canary.
+class CodeDeployAlarms:
+    """CodeDeploy shifting a Lambda alias by a predefined configuration, with automatic rollback
+    when a CloudWatch alarm goes to ALARM (``DEPLOYMENT_STOP_ON_ALARM``).
 
-    From AWS's public descriptions: the predefined Lambda deployment configuration shifts 10% of
-    the traffic to the new version, waits 10 minutes and then shifts the rest
-    (``TimeBasedCanary``: CanaryPercentage 10, CanaryInterval 10; CodeDeploy User Guide,
-    "Deployment configurations on an AWS Lambda compute platform"). CodeDeploy watches the
-    deployment group's CloudWatch alarms during the deployment and, with automatic rollback on
-    ``DEPLOYMENT_STOP_ON_ALARM``, stops and rolls back as soon as one is in ALARM. The alarm here
-    is metric math ``Errors / Invocations`` on the canary alias (dimension ``Resource =
-    function:alias``), period 60 s, in ALARM when ``datapoints_to_alarm`` of the last
-    ``evaluation_periods`` datapoints are above ``threshold`` (a rate; a minute without
-    invocations has no datapoint and does not breach). The one knob tuned is ``threshold``; with
-    ``metric="slow"`` the alarm watches the share of requests over the latency threshold instead
-    (``Duration`` with the percentile-rank statistic). Periods are one minute.
+    Schedule (CodeDeploy User Guide, "Deployment configurations on an AWS Lambda compute
+    platform"): ``LambdaCanary10Percent{5,10,15,30}Minutes`` shift 10% of the traffic, then the
+    remaining 90% that many minutes later; ``LambdaLinear10PercentEvery{1,2,3,10}Minute(s)``
+    shift 10% more at each interval until all traffic is shifted. The deployment succeeds when
+    all traffic is shifted; CodeDeploy watches the deployment group's alarms until then.
+
+    Alarms: one on the new version's error rate (metric math ``Errors / Invocations`` with the
+    ``ExecutedVersion`` dimension) and one on its slow share (requests over the latency
+    threshold, the percentile-rank statistic ``PR(1000:)`` of ``Duration``: "p99 under 1 s" is
+    "at most 1% over 1 s"), each above its threshold (a rate) in ``datapoints_to_alarm`` of the
+    last ``evaluation_periods`` datapoints of ``period_minutes``. A period without invocations
+    has no datapoint and does not breach (``TreatMissingData: notBreaching``). AWS's gradual
+    deployment example (AWS SAM Developer Guide, "Deploying serverless applications gradually")
+    alarms on ``Errors > 0`` with ``Period: 60`` and ``EvaluationPeriods: 2``; AWS documents no
+    latency threshold (it is service-specific). CloudWatch's evaluation delay is not modelled:
+    a favour to CodeDeploy.
     """
 
-    threshold: float
-    metric: Metric = "errors"
-    datapoints_to_alarm: int = 1
-    evaluation_periods: int = 1
-    bake_periods: int = 10
+    preset: TrafficPreset
+    alarm: AlarmShape
+    max_error_rate: float
+    max_slow_rate: float
+    label: str = "CodeDeploy"
 
     @property
     def name(self) -> str:
-        return "CodeDeploy alarm"
+        return self.label
 
-    def session(self) -> Session:
-        return _CodeDeploySession(self)
+    def breaching(self, datapoint: Period) -> bool:
+        errors = _canary_rate(datapoint, "errors")
+        slow = _canary_rate(datapoint, "slow")
+        if errors is None or slow is None:
+            return False
+        return errors > self.max_error_rate or slow > self.max_slow_rate
+
+    def session(self) -> Rollout:
+        return _CodeDeployRollout(self)
+
+
+# Flagger ------------------------------------------------------------------------------------
 
 
 @dataclass
-class _FlaggerSession:
+class _FlaggerRollout:
     judge: FlaggerAnalysis
+    weight: int = 0
     failed: int = 0
-    passed: int = 0
+
+    def __post_init__(self) -> None:
+        self.weight = self.judge.step_weight
+
+    @property
+    def share(self) -> float:
+        return self.weight / 100.0
 
     def add(self, period: Period) -> Decision:
         j = self.judge
-        requests, events, _, _ = _counts(period, j.metric)
-        # Flagger fails a check whose metric query returns no value (no canary traffic).
-        ok = requests > 0 and events / requests <= j.max_rate
-        if ok:
-            self.passed += 1
-            if j.consecutive:
-                self.failed = 0
-            if self.passed >= j.iterations:
+        if j.passes(period):
+            if self.weight >= j.max_weight:
                 return "PROMOTE"
+            self.weight = min(self.weight + j.step_weight, j.max_weight)
             return "CONTINUE"
         self.failed += 1
-        if self.failed >= j.failed_checks:
+        if self.failed >= j.threshold:
             return "ROLLBACK"
         return "CONTINUE"
 
 
 @dataclass(frozen=True)
 class FlaggerAnalysis:
-    """Flagger's canary analysis: a metric check every interval, rollback at a number of failed
-    checks, promotion after a number of passed ones.
+    """Flagger's canary release: progressive traffic shifting with a metric analysis each
+    interval.
 
-    From Flagger's documentation ("Deployment Strategies", "Metrics Analysis"): every
-    ``interval`` (1m) it runs the metric checks; the built-in ``request-success-rate`` check
-    passes when the success rate is at least ``thresholdRange.min`` (99 in the examples), i.e.
-    when the error rate is at most ``max_rate``, the one knob tuned here. The canary is rolled
-    back when the number of failed checks reaches ``threshold`` (5 in the examples) and
-    promoted after ``maxWeight/stepWeight`` successful iterations; with our fixed 10% canary
-    share we use the fixed-iterations form Flagger documents for A/B testing (``iterations``,
-    10 here, to match CodeDeploy's 10-minute bake). As in Flagger's scheduler, a failed check
-    does not advance the analysis and failed checks accumulate over the whole analysis (they are
-    not reset by a passing check); ``consecutive=True`` resets them on every pass instead, the
-    "N consecutive failures" reading. A check with no canary traffic fails (no metric value).
-    ``metric="slow"`` checks the share of slow requests, as a custom MetricTemplate would.
-    Intervals are one minute.
+    From Flagger's documentation ("Deployment Strategies: Canary Release", "Metrics Analysis"):
+    every ``analysis.interval`` (1m) Flagger runs the metric checks; when they pass it raises the
+    canary weight by ``stepWeight`` up to ``maxWeight`` (10 and 50 in the tutorials), and when
+    they pass at ``maxWeight`` it promotes the canary (all traffic). A failed check does not
+    advance the weight and counts towards ``threshold`` (5 in the tutorials; the strategy page's
+    example uses 10): at that many failed checks the canary is rolled back. Failed checks add up
+    over the analysis (a passing check does not reset them). The built-in checks:
+    ``request-success-rate`` with ``thresholdRange.min: 99`` (at most 1% errors, here
+    ``max_error_rate``) and ``request-duration`` with ``thresholdRange.max: 500`` (p99 under
+    500 ms; here the slow share over the scenario's latency threshold, ``max_slow_rate``).
+    A check whose query returns no value (no canary request) fails.
     """
 
-    max_rate: float
-    metric: Metric = "errors"
-    failed_checks: int = 5
-    iterations: int = 10
-    consecutive: bool = False
+    max_error_rate: float
+    max_slow_rate: float
+    step_weight: int = 10
+    max_weight: int = 50
+    threshold: int = 5
+    label: str = "Flagger"
 
     @property
     def name(self) -> str:
-        return "Flagger"
+        return self.label
 
-    def session(self) -> Session:
-        return _FlaggerSession(self)
+    def passes(self, period: Period) -> bool:
+        errors = _canary_rate(period, "errors")
+        slow = _canary_rate(period, "slow")
+        if errors is None or slow is None:
+            return False
+        return errors <= self.max_error_rate and slow <= self.max_slow_rate
+
+    def session(self) -> Rollout:
+        return _FlaggerRollout(self)
 
 
-def mann_whitney_u(sample: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
-    """Mann-Whitney U of ``sample`` against ``reference`` and the one-sided p-value for
-    "``sample`` is stochastically greater": midranks for ties, the normal approximation with the
-    tie-corrected variance and a continuity correction of 1/2 (as R's ``wilcox.test`` with
-    ``exact=FALSE`` and SciPy's ``mannwhitneyu(method="asymptotic")``). ``U`` counts the pairs
-    in which the sample is larger, ties counting one half. With every value tied, p is 1."""
+# Kayenta ------------------------------------------------------------------------------------
+
+
+def _normal_quantile(p: float) -> float:
+    return statistics.NormalDist().inv_cdf(p)
+
+
+def hodges_lehmann(
+    sample: Sequence[float], reference: Sequence[float], confidence: float
+) -> tuple[float, float, float]:
+    """(lower, estimate, upper): the Hodges-Lehmann estimate of the shift ``sample - reference``
+    (the median of the pairwise differences) and the Mann-Whitney confidence interval for it,
+    from the order statistics of the differences whose ranks the normal approximation of U's
+    distribution gives (as R's ``wilcox.test(conf.int=TRUE)`` for large samples, without its
+    tie correction)."""
     n1, n2 = len(sample), len(reference)
     if n1 == 0 or n2 == 0:
         raise ValueError("both samples need at least one value")
-    pooled = sorted([(value, 0) for value in sample] + [(value, 1) for value in reference])
-    n = n1 + n2
-    rank_sum = 0.0
-    tie_term = 0.0
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        midrank = (i + j) / 2.0 + 1.0
-        size = j - i + 1
-        tie_term += size**3 - size
-        rank_sum += midrank * sum(1 for k in range(i, j + 1) if pooled[k][1] == 0)
-        i = j + 1
-    u = rank_sum - n1 * (n1 + 1) / 2.0
-    mean = n1 * n2 / 2.0
-    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
-    if variance <= 0.0:
-        return u, 1.0
-    z = (u - mean - 0.5) / math.sqrt(variance)
-    return u, normal_sf(z)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"a confidence level must be within (0, 1), got {confidence!r}")
+    differences = sorted([x - y for x in sample for y in reference])
+    n = n1 * n2
+    estimate = statistics.median(differences)
+    z = _normal_quantile(0.5 + confidence / 2.0)
+    k = math.floor(n / 2.0 - z * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0))
+    k = min(max(k, 0), (n - 1) // 2)
+    return differences[k], estimate, differences[n - 1 - k]
 
 
 @dataclass
-class _KayentaSession:
-    judge: KayentaMannWhitney
-    canary: list[float] = field(default_factory=list)
-    live: list[float] = field(default_factory=list)
-    periods: int = 0
+class _KayentaRollout:
+    judge: KayentaAnalysis
+    minute: int = 0
+    canary: dict[Metric, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+    live: dict[Metric, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+
+    @property
+    def share(self) -> float:
+        return self.judge.share
 
     def add(self, period: Period) -> Decision:
         j = self.judge
-        self.periods += 1
-        c_requests, c_events, l_requests, l_events = _counts(period, j.metric)
-        if c_requests:
-            self.canary.append(c_events / c_requests)
-        if l_requests:
-            self.live.append(l_events / l_requests)
-        if self.periods < j.bake_periods:
+        self.minute += 1
+        for metric in METRICS:
+            canary = _canary_rate(period, metric)
+            if canary is not None:
+                self.canary[metric].append(canary)
+            if period.live_requests:
+                events = period.live_errors if metric == "errors" else period.live_slow
+                self.live[metric].append(events / period.live_requests)
+        last = self.minute >= j.lifetime_minutes
+        if not last and self.minute % j.interval_minutes:
             return "CONTINUE"
-        if not self.canary or not self.live or self.canary == self.live:
-            return "PROMOTE"  # Kayenta: no data or identical series classify as Pass
-        _, p_value = mann_whitney_u(self.canary, self.live)
-        return "ROLLBACK" if p_value < j.alpha else "PROMOTE"
+        score = j.score(self.canary, self.live)
+        if last:
+            return "PROMOTE" if score >= j.pass_score else "ROLLBACK"
+        return "ROLLBACK" if score < j.marginal_score else "CONTINUE"
 
 
 @dataclass(frozen=True)
-class KayentaMannWhitney:
-    """Kayenta (Spinnaker's automated canary analysis) at the end of a fixed bake.
+class KayentaAnalysis:
+    """Spinnaker's automated canary analysis (Kayenta) with its default judge, NetflixACAJudge.
 
-    From Kayenta's public description and its NetflixACAJudge: each metric is fetched as a time
-    series for the canary and for a baseline over the canary's lifetime, and the two series are
-    compared with a Mann-Whitney U test (the ``MannWhitneyClassifier``); a metric classified
-    "High" fails the canary. With a CloudWatch error-rate metric at one-minute resolution the
-    samples are the per-minute error rates of canary and live (our live version is the baseline;
-    Kayenta ideally deploys a fresh baseline of the old version beside the canary). Here the
-    metric fails when the one-sided p-value (canary greater) is below ``alpha``, the one knob
-    tuned. Kayenta's classifier instead asks the test's confidence interval for the shift to
-    clear a margin (a fraction of the Hodges-Lehmann estimate), which is stricter at the same
-    level, so this form favours Kayenta. The decision is taken once, after ``bake_periods``
-    minutes (30); ``metric="slow"`` compares the per-minute shares of slow requests.
+    Schedule (Kayenta's ``CanaryAnalysisExecutionRequest``, Spinnaker's "Add a canary stage to a
+    pipeline"): the canary takes ``share`` of the traffic for ``lifetime_minutes``; every
+    ``interval_minutes`` a judgement scores the metrics over a growing window (from the start,
+    the default when no ``lookbackMins`` is given); every judgement but the last must score at
+    least ``marginal`` (75) and the last at least ``pass`` (95), or the canary fails (rolled
+    back); after a passing last judgement the pipeline deploys the new version everywhere.
+    Spinnaker's help text recommends intervals of at least 30 minutes and its best practices at
+    least 50 datapoints per metric: defaults here 60 minutes with two 30-minute judgements.
+
+    Judge ("How canary judgment works"; ``MannWhitneyClassifier`` in kayenta-judge, tolerance
+    0.25, confidence 0.98): each metric's per-minute values (error rate, slow share; minutes
+    without data dropped) of canary and baseline are compared by the Mann-Whitney confidence
+    interval for the shift; the metric is High when the interval's lower end lies above
+    ``tolerance`` times the Hodges-Lehmann estimate (and the canary's mean is at least the
+    baseline's). The score is the share of metrics that pass (one group per metric, equal
+    weights): with two metrics a High scores 50, below the marginal 75. Our live version stands
+    in for Kayenta's fresh baseline cluster.
     """
 
-    alpha: float
-    metric: Metric = "errors"
-    bake_periods: int = 30
+    confidence: float = 0.98
+    tolerance: float = 0.25
+    lifetime_minutes: int = 60
+    interval_minutes: int = 30
+    marginal_score: float = 75.0
+    pass_score: float = 95.0
+    share: float = 0.10
+    label: str = "Kayenta"
 
     @property
     def name(self) -> str:
-        return "Kayenta MW"
+        return self.label
 
-    def session(self) -> Session:
-        return _KayentaSession(self)
+    def high(self, canary: Sequence[float], baseline: Sequence[float]) -> bool:
+        """The NetflixACAJudge's classification of one metric: True for High."""
+        if not canary or not baseline:
+            return False  # no data: Kayenta's NODATA, not a failure of a non-critical metric
+        lower, estimate, _ = hodges_lehmann(canary, baseline, self.confidence)
+        baseline_mean = statistics.fmean(baseline)
+        ratio_ok = baseline_mean == 0.0 or statistics.fmean(canary) >= baseline_mean
+        return lower > self.tolerance * abs(estimate) and ratio_ok
+
+    def score(self, canary: dict[Metric, list[float]], live: dict[Metric, list[float]]) -> float:
+        passed = sum(not self.high(canary[m], live[m]) for m in METRICS)
+        return 100.0 * passed / len(METRICS)
+
+    def session(self) -> Rollout:
+        return _KayentaRollout(self)
 
 
 # --- running and scoring --------------------------------------------------------------------
@@ -503,34 +733,36 @@ class KayentaMannWhitney:
 class Outcome:
     """What one judge did with one release."""
 
-    decision: Decision  # CONTINUE: no decision within the horizon
-    periods: int  # periods read before deciding (at the resolution fed)
-    seconds: float  # time to the decision
-    canary_requests: int  # canary requests served up to and including the deciding period
-    exposure: float  # requests served by the new version if bad (see the module docstring)
+    decision: Decision  # CONTINUE: still undecided at the horizon
+    minutes: int  # minutes to the decision (the horizon when undecided)
+    canary_requests: int  # requests the new version served while watched
+    exposure: float  # bad releases: requests served by the bad version (module docstring)
 
 
-def run(judge: CanaryJudge, release: Release, factor: int = 1) -> Outcome:
-    """Feed ``release`` to a fresh session of ``judge`` until it decides or the horizon ends;
-    ``factor`` sums that many simulated periods into each period the judge sees."""
+def run(judge: Judge, release: Release) -> Outcome:
+    """Drive ``release`` with a fresh rollout of ``judge``, minute by minute at the share its
+    schedule asks for, until it decides or the horizon ends."""
     session = judge.session()
-    scenario = release.scenario
-    seconds_per_period = scenario.period_seconds * factor
+    horizon = release.scenario.horizon_minutes
     canary_requests = 0
-    periods = 0
+    previous_share = 0.0
     decision: Decision = "CONTINUE"
-    for period in release.stream(factor):
-        periods += 1
+    minutes = horizon
+    for minute in range(horizon):
+        share = session.share
+        period = release.period(minute, share, cold=share > previous_share)
+        previous_share = share
         canary_requests += period.canary_requests
         decision = session.add(period)
         if decision != "CONTINUE":
+            minutes = minute + 1
             break
-    seconds = float(periods * seconds_per_period)
-    exposure = float(canary_requests)
-    if decision == "PROMOTE":
-        remaining = scenario.horizon_minutes * 60.0 - seconds
-        exposure += scenario.total_rps * max(remaining, 0.0)
-    return Outcome(decision, periods, seconds, canary_requests, exposure)
+    exposure = 0.0
+    if release.bad:
+        exposure = float(canary_requests)
+        if decision == "PROMOTE":
+            exposure += release.expected_requests(minutes, horizon)
+    return Outcome(decision, minutes, canary_requests, exposure)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -546,19 +778,20 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class Summary:
-    """A judge's results on a scenario's good and bad releases."""
+    """A judge's results on a scenario's good and bad releases, release-level."""
 
     good: int
     bad: int
-    false_rollback: float  # share of good releases rolled back (timeouts included)
-    false_promote: float  # share of bad releases promoted
-    undecided: float  # share of all releases without a decision within the horizon
-    exposure_median: float  # bad releases: requests served by the bad version (see Outcome)
+    false_rollback: float  # share of good releases rolled back
+    false_promote: float  # share of bad releases fully rolled out
+    undecided_good: float  # share of good releases undecided at the horizon
+    undecided_bad: float  # share of bad releases undecided at the horizon
+    exposure_mean: float  # bad releases: requests served by the bad version
+    exposure_median: float
     exposure_p90: float
-    canary_phase_median: float  # bad releases: canary requests until the decision
-    minutes_bad_median: float  # bad releases: minutes to a decision
+    minutes_bad_median: float  # bad releases: minutes to a decision (horizon if none)
     minutes_bad_p90: float
-    minutes_good_median: float  # good releases: minutes to a decision
+    minutes_good_median: float  # good releases: minutes to a decision (horizon if none)
     minutes_good_p90: float
 
     def as_dict(self) -> dict[str, float]:
@@ -570,19 +803,18 @@ def summarize(good: Sequence[Outcome], bad: Sequence[Outcome]) -> Summary:
         return sum(o.decision == decision for o in outcomes) / len(outcomes) if outcomes else 0.0
 
     exposure = [o.exposure for o in bad]
-    minutes_bad = [o.seconds / 60.0 for o in bad]
-    minutes_good = [o.seconds / 60.0 for o in good]
-    total = len(good) + len(bad)
-    undecided = sum(o.decision == "CONTINUE" for o in (*good, *bad)) / total if total else 0.0
+    minutes_bad = [float(o.minutes) for o in bad]
+    minutes_good = [float(o.minutes) for o in good]
     return Summary(
         good=len(good),
         bad=len(bad),
         false_rollback=share(good, "ROLLBACK"),
         false_promote=share(bad, "PROMOTE"),
-        undecided=undecided,
+        undecided_good=share(good, "CONTINUE"),
+        undecided_bad=share(bad, "CONTINUE"),
+        exposure_mean=statistics.fmean(exposure) if exposure else math.nan,
         exposure_median=percentile(exposure, 0.5),
         exposure_p90=percentile(exposure, 0.9),
-        canary_phase_median=percentile([float(o.canary_requests) for o in bad], 0.5),
         minutes_bad_median=percentile(minutes_bad, 0.5),
         minutes_bad_p90=percentile(minutes_bad, 0.9),
         minutes_good_median=percentile(minutes_good, 0.5),
@@ -590,24 +822,33 @@ def summarize(good: Sequence[Outcome], bad: Sequence[Outcome]) -> Summary:
     )
 
 
+def evaluate(judge: Judge, good: Sequence[Release], bad: Sequence[Release]) -> Summary:
+    """``judge`` on every release."""
+    return summarize([run(judge, r) for r in good], [run(judge, r) for r in bad])
+
+
 def false_rollback_rate(
-    judge: CanaryJudge, good: Sequence[Release], stop_above: float = math.inf
+    judge: Judge, good: Sequence[Release], stop_above: float = math.inf
 ) -> float:
-    """Share of ``good`` releases the judge rolls back; stops counting (returning a value above
-    ``stop_above``) as soon as the share is certain to exceed it."""
-    limit = stop_above * len(good)
+    """Share of ``good`` releases the judge rolls back. With ``stop_above`` it stops counting as
+    soon as the share of releases rolled back so far exceeds it, and returns that share, which is
+    then above ``stop_above`` (compared as the same float division as the result, so a cap whose
+    product with the count falls just below a whole number cannot come back as exactly the
+    cap)."""
+    if not good:
+        return 0.0
     rollbacks = 0
     for release in good:
         if run(judge, release).decision == "ROLLBACK":
             rollbacks += 1
-            if rollbacks > limit:
+            if rollbacks / len(good) > stop_above:
                 break
-    return rollbacks / len(good) if good else 0.0
+    return rollbacks / len(good)
 
 
 @dataclass(frozen=True)
 class Tuning:
-    """The knob value chosen for a baseline, and how it was chosen."""
+    """The knob value chosen for a judge, and how it was chosen."""
 
     value: float
     false_rollback: float  # on the tuning releases (exact unless above the cap)
@@ -617,7 +858,7 @@ class Tuning:
 
 
 def tune(
-    make: Callable[[float], CanaryJudge],
+    make: Callable[[float], Judge],
     grid: Sequence[float],
     good: Sequence[Release],
     cap: float,
@@ -625,8 +866,9 @@ def tune(
     """The most sensitive knob value whose false-rollback rate on ``good`` is at most ``cap``.
 
     ``grid`` runs from the least to the most sensitive value; the false-rollback rate must not
-    decrease along it (true of every baseline here: a lower rate threshold or a higher alpha
-    can only add rollbacks on the same release), so a binary search finds the value.
+    decrease along it (true of the judges here: a lower rate threshold or a lower confidence
+    level can only add rollbacks on the same release, whose minutes are the same while it is not
+    rolled back), so a binary search finds the value.
     """
     if not grid:
         raise ValueError("the grid is empty")
@@ -663,14 +905,3 @@ def geometric_grid(start: float, stop: float, factor: float) -> list[float]:
         values.append(value)
         value *= factor
     return values
-
-
-def sprt_bound(config: JudgeConfig, scenario: Scenario, metric: Metric, true_ratio: float) -> float:
-    """Wald's expected number of canary requests for the SPRT on ``metric`` (the reference
-    bound), from ``release.judge.expected_sample_size``; for slow requests the same formula with
-    the slow ratio as the minimum regression."""
-    if metric == "slow":
-        config = replace(config, error_ratio=config.slow_ratio)
-    return expected_sample_size(
-        config, scenario.live_rate(metric), scenario.canary_share, true_ratio
-    )
