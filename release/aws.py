@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -28,7 +28,15 @@ from versioned_lambda_api.metrics import Role
 from versioned_lambda_api.stage_variables import ALIAS_STAGE_VARIABLE
 
 NAMESPACE = "AWS/Lambda"
+FUNCTION_NAMESPACE = "EventLogger/Canary"
+"""The function's own high-resolution metrics (function/handler.py, METRICS_NAMESPACE there):
+``Requests``, ``Failures`` and ``Duration`` under Lambda's dimension names and values, so a
+side's dimensions are the same in both namespaces."""
 ROLES: tuple[Role, Role] = ("live", "canary")
+
+MetricSource = Literal["lambda", "function"]
+"""Where a window's counts come from: Lambda's per-minute metrics, or the function's own
+high-resolution ones (checked against Lambda's minutes)."""
 
 # (query id suffix, metric, statistic). PR(:T) is CloudWatch's percentile rank: the percent of
 # invocations that took at most T ms, so the share slower than T is 100 minus it.
@@ -39,6 +47,18 @@ _PER_PERIOD = (
     ("fast", "Duration", "PR(:{threshold})"),
 )
 _WHOLE_WINDOW = (("p50", "Duration", "p50"), ("p99", "Duration", "p99"))
+# The function's own counts, per period, under the same query id suffixes as Lambda's.
+_FUNCTION_PER_PERIOD = (
+    ("requests", "Requests", "Sum"),
+    ("errors", "Failures", "Sum"),
+    ("fast", "Duration", "PR(:{threshold})"),
+)
+# Lambda's, per minute, to check the function's counts against and to add what it never saw.
+_LAMBDA_PER_MINUTE = (
+    ("lambda_requests", "Invocations", "Sum"),
+    ("lambda_errors", "Errors", "Sum"),
+    ("throttles", "Throttles", "Sum"),
+)
 
 
 @dataclass(frozen=True)
@@ -61,14 +81,20 @@ class VersionSummary:
 
 
 def metric_query(
-    query_id: str, dimensions: Mapping[str, str], metric: str, statistic: str, period: int
+    query_id: str,
+    dimensions: Mapping[str, str],
+    metric: str,
+    statistic: str,
+    period: int,
+    *,
+    namespace: str = NAMESPACE,
 ) -> dict[str, Any]:
-    """One GetMetricData query of a Lambda metric."""
+    """One GetMetricData query of a Lambda metric (or, with ``namespace``, another)."""
     return {
         "Id": query_id,
         "MetricStat": {
             "Metric": {
-                "Namespace": NAMESPACE,
+                "Namespace": namespace,
                 "MetricName": metric,
                 "Dimensions": [
                     {"Name": name, "Value": value} for name, value in dimensions.items()
@@ -110,15 +136,81 @@ def metric_queries(
     return queries
 
 
+def function_metric_queries(
+    dimensions: Mapping[Role, Mapping[str, str]],
+    latency_threshold_ms: float,
+    period_seconds: int,
+    window_seconds: int,
+) -> list[dict[str, Any]]:
+    """GetMetricData queries for both sides from the function's own metrics: per-period counts
+    and whole-window percentiles, with Lambda's per-minute invocations, errors and throttles
+    beside them (see :func:`read_trusted_metrics`)."""
+    threshold = f"{latency_threshold_ms:g}"
+    minute = _checked_minute(period_seconds)
+    queries = []
+    for role in ROLES:
+        for suffix, metric, statistic in _FUNCTION_PER_PERIOD:
+            queries.append(
+                metric_query(
+                    f"{role}_{suffix}",
+                    dimensions[role],
+                    metric,
+                    statistic.format(threshold=threshold),
+                    period_seconds,
+                    namespace=FUNCTION_NAMESPACE,
+                )
+            )
+        for suffix, metric, statistic in _LAMBDA_PER_MINUTE:
+            queries.append(
+                metric_query(f"{role}_{suffix}", dimensions[role], metric, statistic, minute)
+            )
+        for suffix, metric, statistic in _WHOLE_WINDOW:
+            queries.append(
+                metric_query(
+                    f"{role}_{suffix}",
+                    dimensions[role],
+                    metric,
+                    statistic,
+                    window_seconds,
+                    namespace=FUNCTION_NAMESPACE,
+                )
+            )
+    return queries
+
+
+def _checked_minute(period_seconds: int) -> int:
+    """The Lambda period that whole function periods fill: 60 s for periods that divide a
+    minute, the period itself for whole minutes. CloudWatch answers high-resolution metrics at
+    1, 5, 10, 20 or 30 seconds or whole minutes (GetMetricData, MetricStat.Period)."""
+    if period_seconds in (1, 5, 10, 20, 30):
+        return 60
+    if period_seconds > 0 and period_seconds % 60 == 0:
+        return period_seconds
+    raise ValueError(
+        f"a period of the function's metrics is 1, 5, 10, 20 or 30 seconds or whole minutes, "
+        f"got {period_seconds}"
+    )
+
+
 def live_p99_ms(
-    cloudwatch: Any, *, dimensions: Mapping[str, str], start: datetime, end: datetime
+    cloudwatch: Any,
+    *,
+    dimensions: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    source: MetricSource = "lambda",
 ) -> float | None:
     """The p99 of ``Duration`` over ``start``..``end`` for one side's dimensions; ``None``
     when it had no invocations, or when CloudWatch did not answer the query in full (the
-    caller then falls back to a fixed threshold rather than a p99 of part of the hour)."""
+    caller then falls back to a fixed threshold rather than a p99 of part of the hour).
+
+    ``source="function"`` reads the function's own ``Duration`` (its handler's time, a few
+    milliseconds below Lambda's, which adds the runtime's), the one a window read from the
+    function's metrics counts slow requests on."""
     start, end = floor_to(start, 60), floor_to(end, 60)
     seconds = max(60, int((end - start).total_seconds()) // 60 * 60)
-    queries = [metric_query("p99", dimensions, "Duration", "p99", seconds)]
+    namespace = FUNCTION_NAMESPACE if source == "function" else NAMESPACE
+    queries = [metric_query("p99", dimensions, "Duration", "p99", seconds, namespace=namespace)]
     with aws_call("reading live's latency from CloudWatch"):
         fetched = _fetch(cloudwatch, queries, start, end)["p99"]
     if fetched.status != "Complete" or not fetched.values:
@@ -317,18 +409,24 @@ class Minute:
 
 @dataclass(frozen=True)
 class TrustedWindow:
-    """Both sides' metrics, minute by minute, with the minutes CloudWatch did not fully answer
+    """Both sides' metrics, period by period, with the periods CloudWatch did not fully answer
     marked unusable (never counted as zero).
 
-    ``live``/``canary`` sum the usable minutes only; their p50/p99 are ``None`` unless the
+    ``live``/``canary`` sum the usable periods only; their p50/p99 are ``None`` unless the
     whole-window percentile query was Complete. ``incomplete``: query id -> status, for every
-    query whose final status was not Complete.
+    query whose final status was not Complete. ``source`` and ``period_seconds``: where the
+    counts come from and how long a period is (Lambda's minutes, or e.g. the function's 10
+    seconds). ``fallback``: why :func:`read_finest_metrics` read Lambda's minutes instead of
+    the function's metrics, ``None`` when it did not have to.
     """
 
     minutes: list[Minute]
     live: VersionSummary
     canary: VersionSummary
     incomplete: dict[str, str]
+    source: MetricSource = "lambda"
+    period_seconds: int = 60
+    fallback: str | None = None
 
     @property
     def usable_periods(self) -> list[Period]:
@@ -337,7 +435,7 @@ class TrustedWindow:
 
     @property
     def unusable(self) -> list[Minute]:
-        """The minutes left out, oldest first."""
+        """The periods left out, oldest first."""
         return [minute for minute in self.minutes if minute.period is None]
 
 
@@ -349,11 +447,13 @@ def read_trusted_metrics(
     end: datetime,
     latency_threshold_ms: float,
     period_seconds: int = 60,
+    source: MetricSource = "lambda",
 ) -> TrustedWindow:
     """Both sides' metrics from ``start`` to ``end`` (rounded down to whole periods), one entry
     per period of the range, each usable or not.
 
-    A period is usable when every per-period query ended ``Complete`` (after all pages) and:
+    ``source="lambda"`` (Lambda's ``AWS/Lambda`` metrics): a period is usable when every
+    per-period query ended ``Complete`` (after all pages) and:
 
     * ``Invocations`` has a point, or has none: Lambda sends ``Invocations`` only when it is
       nonzero, so a Complete query without a point is a minute without traffic, not a gap
@@ -368,8 +468,30 @@ def read_trusted_metrics(
     ``Throttles`` counts refused attempts (not invocations) and is sent only when nonzero: a
     Complete query without a point is 0; it is not judged, only summed.
 
+    ``source="function"`` (the function's own high-resolution metrics, ``FUNCTION_NAMESPACE``;
+    ``period_seconds`` 1, 5, 10, 20, 30 or whole minutes, ``start`` rounded down to a whole
+    minute): the same rules on ``Requests``, ``Failures`` and ``Duration``, which the function
+    publishes together for every invocation it finishes, so a period without a point served
+    nothing. The function cannot count an invocation that timed out or crashed, so each whole
+    minute is checked against Lambda's: the minute's last period also needs Lambda's
+    ``Invocations`` and ``Errors`` for the minute answered in full, and carries, as requests
+    and errors, the errors Lambda counted beyond the function's failures; a minute in which
+    Lambda saw invocations of a side and the function published none is unusable throughout
+    (its metrics are late, or that version publishes none). Periods of a minute that has not
+    ended stand on the function's counts alone, and a side whose version publishes nothing
+    looks idle there: :func:`read_finest_metrics` checks that both sides publish first.
+
     Botocore failures raise :class:`AwsError` (throttled/unreachable: retry later).
     """
+    if source == "function":
+        return _read_function_metrics(
+            cloudwatch,
+            dimensions=dimensions,
+            start=start,
+            end=end,
+            latency_threshold_ms=latency_threshold_ms,
+            period_seconds=period_seconds,
+        )[0]
     start, end = floor_to(start, period_seconds), floor_to(end, period_seconds)
     if end <= start:  # not one whole period yet
         return TrustedWindow([], VersionSummary.empty(), VersionSummary.empty(), {})
@@ -377,42 +499,88 @@ def read_trusted_metrics(
     queries = metric_queries(dimensions, latency_threshold_ms, period_seconds, window)
     with aws_call("reading the canary's metrics from CloudWatch"):
         fetched = _fetch(cloudwatch, queries, start, end)
-    incomplete = {
-        query_id: got.status + (f" ({'; '.join(got.messages)})" if got.messages else "")
-        for query_id, got in fetched.items()
-        if got.status != "Complete"
-    }
     minutes = []
     at = start
     while at < end:
         minutes.append(_minute(fetched, at))
         at += timedelta(seconds=period_seconds)
+    counted = {minute.at for minute in minutes if minute.usable}
+    return TrustedWindow(
+        minutes,
+        _summary(fetched, "live", minutes, counted),
+        _summary(fetched, "canary", minutes, counted),
+        _incomplete(fetched),
+        period_seconds=period_seconds,
+    )
 
-    def summary(role: Role) -> VersionSummary:
-        periods = [minute.period for minute in minutes if minute.period is not None]
 
-        def percentile(suffix: str) -> float | None:
-            got = fetched[f"{role}_{suffix}"]
-            if got.status != "Complete" or not got.values:
-                return None
-            return got.values[max(got.values)]
+def read_finest_metrics(
+    cloudwatch: Any,
+    *,
+    dimensions: Mapping[Role, Mapping[str, str]],
+    start: datetime,
+    end: datetime,
+    latency_threshold_ms: float,
+    period_seconds: int = 10,
+) -> TrustedWindow:
+    """The function's own ``period_seconds`` periods when both sides publish them, else
+    Lambda's minutes (``fallback`` says why): see :func:`read_trusted_metrics`.
 
-        throttles = fetched[f"{role}_throttles"]
-        return VersionSummary(
-            requests=sum(getattr(p, f"{role}_requests") for p in periods),
-            errors=sum(getattr(p, f"{role}_errors") for p in periods),
-            throttles=round(
-                sum(
-                    value
-                    for moment, value in throttles.values.items()
-                    if any(m.at == moment and m.usable for m in minutes)
-                )
-            ),
-            p50_ms=percentile("p50"),
-            p99_ms=percentile("p99"),
-        )
+    Both sides publish when the window holds at least one whole minute that Lambda's metrics
+    answered in full, and each side that Lambda saw invocations of has at least one point of
+    the function's ``Requests``. A version from before the function published its metrics
+    fails that test (the first release with them still has such a live side), as does a
+    function whose application log level drops its metric lines. One GetMetricData call, and a
+    second for Lambda's minutes when it falls back.
+    """
+    window, fallback = _read_function_metrics(
+        cloudwatch,
+        dimensions=dimensions,
+        start=start,
+        end=end,
+        latency_threshold_ms=latency_threshold_ms,
+        period_seconds=period_seconds,
+    )
+    if fallback is None:
+        return window
+    minutes = read_trusted_metrics(
+        cloudwatch,
+        dimensions=dimensions,
+        start=start,
+        end=end,
+        latency_threshold_ms=latency_threshold_ms,
+    )
+    return replace(minutes, fallback=fallback)
 
-    return TrustedWindow(minutes, summary("live"), summary("canary"), incomplete)
+
+def _incomplete(fetched: Mapping[str, _Series]) -> dict[str, str]:
+    return {
+        query_id: got.status + (f" ({'; '.join(got.messages)})" if got.messages else "")
+        for query_id, got in fetched.items()
+        if got.status != "Complete"
+    }
+
+
+def _summary(
+    fetched: Mapping[str, _Series], role: Role, minutes: list[Minute], counted: set[datetime]
+) -> VersionSummary:
+    """One side over the usable periods; throttles from the points at ``counted`` moments."""
+    periods = [minute.period for minute in minutes if minute.period is not None]
+
+    def percentile(suffix: str) -> float | None:
+        got = fetched[f"{role}_{suffix}"]
+        if got.status != "Complete" or not got.values:
+            return None
+        return got.values[max(got.values)]
+
+    throttles = fetched[f"{role}_throttles"].values
+    return VersionSummary(
+        requests=sum(getattr(p, f"{role}_requests") for p in periods),
+        errors=sum(getattr(p, f"{role}_errors") for p in periods),
+        throttles=round(sum(value for moment, value in throttles.items() if moment in counted)),
+        p50_ms=percentile("p50"),
+        p99_ms=percentile("p99"),
+    )
 
 
 def _minute(fetched: Mapping[str, _Series], at: datetime) -> Minute:
@@ -438,6 +606,152 @@ def _minute(fetched: Mapping[str, _Series], at: datetime) -> Minute:
     if missing:
         return Minute(at, None, tuple(missing))
     return Minute(at, Period(**counts))
+
+
+def _read_function_metrics(
+    cloudwatch: Any,
+    *,
+    dimensions: Mapping[Role, Mapping[str, str]],
+    start: datetime,
+    end: datetime,
+    latency_threshold_ms: float,
+    period_seconds: int,
+) -> tuple[TrustedWindow, str | None]:
+    """The window from the function's metrics (``source="function"``), and why it may not be
+    used as both sides' evidence (``None``: both sides publish; see read_finest_metrics)."""
+    minute = _checked_minute(period_seconds)
+    start, end = floor_to(start, minute), floor_to(end, period_seconds)
+    if end <= start:
+        empty = VersionSummary.empty()
+        window = TrustedWindow([], empty, empty, {}, "function", period_seconds)
+        return window, "not one whole period yet"
+    window_seconds = max(60, int((end - start).total_seconds()) // 60 * 60)
+    queries = function_metric_queries(
+        dimensions, latency_threshold_ms, period_seconds, window_seconds
+    )
+    with aws_call("reading the canary's metrics from CloudWatch"):
+        fetched = _fetch(cloudwatch, queries, start, end)
+    periods: list[Minute] = []
+    counted: set[datetime] = set()
+    checked = False
+    lambda_saw: set[Role] = set()
+    at = start
+    while at < end:
+        block_end = min(at + timedelta(seconds=minute), end)
+        block = []
+        moment = at
+        while moment < block_end:
+            block.append(_function_period(fetched, moment))
+            moment += timedelta(seconds=period_seconds)
+        if block_end == at + timedelta(seconds=minute):
+            block = _checked_against_lambda(fetched, at, block)
+            checked = all(fetched[f"{r}_lambda_requests"].status == "Complete" for r in ROLES)
+            if block[-1].usable:
+                counted.add(at)
+            lambda_saw.update(
+                role for role in ROLES if fetched[f"{role}_lambda_requests"].values.get(at)
+            )
+        periods.extend(block)
+        at = block_end
+    window = TrustedWindow(
+        periods,
+        _summary(fetched, "live", periods, counted),
+        _summary(fetched, "canary", periods, counted),
+        _incomplete(fetched),
+        "function",
+        period_seconds,
+    )
+    silent = [
+        role for role in ROLES if role in lambda_saw and not fetched[f"{role}_requests"].values
+    ]
+    if silent:
+        return window, (
+            f"the {' and '.join(silent)} side's version publishes no metrics of its own: "
+            "Lambda saw its invocations, the function counted none"
+        )
+    if not checked:
+        return window, "no whole minute of Lambda's invocations to check the function's against"
+    return window, None
+
+
+def _function_period(fetched: Mapping[str, _Series], at: datetime) -> Minute:
+    """One period from the function's own counts, with ``_minute``'s rules."""
+    missing: list[str] = []
+    counts: dict[str, int] = {}
+    for role in ROLES:
+        for suffix, _, _ in _FUNCTION_PER_PERIOD:
+            got = fetched[f"{role}_{suffix}"]
+            if got.status != "Complete":
+                missing.append(f"{role}_{suffix}: {got.status}")
+        requests = round(fetched[f"{role}_requests"].values.get(at) or 0.0)
+        failures = fetched[f"{role}_errors"].values.get(at)
+        fast = fetched[f"{role}_fast"].values.get(at)
+        if requests:
+            for suffix, point in (("errors", failures), ("fast", fast)):
+                if point is None and fetched[f"{role}_{suffix}"].status == "Complete":
+                    missing.append(f"{role}_{suffix}: no point")
+        counts[f"{role}_requests"] = requests
+        counts[f"{role}_errors"] = round(failures or 0.0)
+        counts[f"{role}_slow"] = round(
+            requests * (100.0 - (100.0 if fast is None else fast)) / 100.0
+        )
+    if missing:
+        return Minute(at, None, tuple(missing))
+    return Minute(at, Period(**counts))
+
+
+def _checked_against_lambda(
+    fetched: Mapping[str, _Series], minute_at: datetime, block: list[Minute]
+) -> list[Minute]:
+    """A whole minute's periods, checked against Lambda's minute at ``minute_at``: the last
+    period carries the errors Lambda counted beyond the function's failures (timeouts and
+    crashes, which the function cannot publish), or is unusable while Lambda's minute is not
+    answered in full; every period is unusable when Lambda saw invocations of a side and the
+    function published none."""
+    *earlier, last = block
+    last_missing: list[str] = []
+    block_missing: list[str] = []
+    unseen: dict[str, int] = {}
+    for role in ROLES:
+        for suffix in ("lambda_requests", "lambda_errors"):
+            got = fetched[f"{role}_{suffix}"]
+            if got.status != "Complete":
+                last_missing.append(f"{role}_{suffix}: {got.status}")
+        invocations = round(fetched[f"{role}_lambda_requests"].values.get(minute_at) or 0.0)
+        errors = fetched[f"{role}_lambda_errors"].values.get(minute_at)
+        if invocations and errors is None and fetched[f"{role}_lambda_errors"].status == "Complete":
+            last_missing.append(f"{role}_lambda_errors: no point")
+        published = fetched[f"{role}_requests"].values
+        if invocations and not any(published.get(minute.at) for minute in block):
+            block_missing.append(
+                f"{role}_requests: none published for Lambda's {invocations} invocation(s)"
+            )
+        failures = sum(
+            getattr(minute.period, f"{role}_errors")
+            for minute in block
+            if minute.period is not None
+        )
+        unseen[role] = max(0, round(errors or 0.0) - failures)
+    if any(not minute.usable for minute in earlier):
+        last_missing.append("an earlier period of the minute is unusable")
+    if block_missing:
+        return [Minute(minute.at, None, (*minute.missing, *block_missing)) for minute in block]
+    if last_missing or last.period is None:
+        return [*earlier, Minute(last.at, None, (*last.missing, *last_missing))]
+    p = last.period
+    return [
+        *earlier,
+        Minute(
+            last.at,
+            replace(
+                p,
+                live_requests=p.live_requests + unseen["live"],
+                live_errors=p.live_errors + unseen["live"],
+                canary_requests=p.canary_requests + unseen["canary"],
+                canary_errors=p.canary_errors + unseen["canary"],
+            ),
+        ),
+    ]
 
 
 # --- The canary share AWS serves ------------------------------------------------------------

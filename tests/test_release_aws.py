@@ -21,7 +21,7 @@ from botocore.exceptions import (
 )
 from botocore.stub import ANY, Stubber
 
-from release import aws
+from release import aws, evidence_cost
 from versioned_lambda_api.metrics import Role
 
 REGION = "us-east-1"
@@ -463,3 +463,253 @@ def test_a_metrics_read_that_fails_is_classified(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(aws.AwsError) as raised:
         read(cloudwatch)
     assert (raised.value.kind, len(sent)) == ("unreachable", 2)
+
+
+# --- The function's own 10-second metrics -----------------------------------------------------
+
+TEN_SECONDS = [T0 + timedelta(seconds=10 * n) for n in range(12)]
+WHOLE_MINUTES = [T0, T0 + timedelta(minutes=1)]
+
+
+def function_results(overrides: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Two whole minutes, every query Complete: the function's 10-second counts (live 10
+    requests, none failed, 90% fast; canary 2 requests, none failed, all fast) and Lambda's
+    minutes (live 60 invocations, 0 errors; canary 12 invocations and 1 error the function never
+    saw, a timeout), unless ``overrides`` replaces a query's result fields."""
+    series: dict[str, tuple[list[datetime], list[float]]] = {
+        "live_requests": (TEN_SECONDS, [10.0] * 12),
+        "live_errors": (TEN_SECONDS, [0.0] * 12),
+        "live_fast": (TEN_SECONDS, [90.0] * 12),
+        "live_lambda_requests": (WHOLE_MINUTES, [60.0, 60.0]),
+        "live_lambda_errors": (WHOLE_MINUTES, [0.0, 0.0]),
+        "live_throttles": (WHOLE_MINUTES, [3.0, 0.0]),
+        "canary_requests": (TEN_SECONDS, [2.0] * 12),
+        "canary_errors": (TEN_SECONDS, [0.0] * 12),
+        "canary_fast": (TEN_SECONDS, [100.0] * 12),
+        "canary_lambda_requests": (WHOLE_MINUTES, [12.0, 12.0]),
+        "canary_lambda_errors": (WHOLE_MINUTES, [1.0, 0.0]),
+        "canary_throttles": ([], []),
+    }
+    for role in ("live", "canary"):
+        series[f"{role}_p50"] = ([T0], [40.0])
+        series[f"{role}_p99"] = ([T0], [300.0])
+    answer = []
+    for query_id, (stamps, points) in series.items():
+        result = {"Id": query_id, "Timestamps": stamps, "Values": points, "StatusCode": "Complete"}
+        result.update((overrides or {}).get(query_id, {}))
+        answer.append(result)
+    return answer
+
+
+def finest(cloudwatch: Any, seconds: int = 120) -> aws.TrustedWindow:
+    return aws.read_finest_metrics(
+        cloudwatch,
+        dimensions=ALIASES,
+        start=T0,
+        end=T0 + timedelta(seconds=seconds),
+        latency_threshold_ms=250,
+    )
+
+
+def answered(*answers: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
+    """A CloudWatch client that answers GetMetricData with ``answers`` in turn, and the
+    requests it was sent."""
+    cloudwatch = client("cloudwatch")
+    sent: list[Any] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params)
+
+    cloudwatch.meta.events.register("provide-client-params.cloudwatch.GetMetricData", record)
+    stubber = Stubber(cloudwatch)
+    for answer in answers:
+        stubber.add_response("get_metric_data", {"MetricDataResults": answer}, REQUEST)
+    stubber.activate()
+    return cloudwatch, sent
+
+
+def test_the_function_metrics_are_read_at_10_seconds_beside_lambdas_minutes() -> None:
+    queries = aws.function_metric_queries(ALIASES, 250, 10, 120)
+    shape = {
+        q["Id"]: (
+            q["MetricStat"]["Metric"]["Namespace"],
+            q["MetricStat"]["Metric"]["MetricName"],
+            q["MetricStat"]["Stat"],
+            q["MetricStat"]["Period"],
+        )
+        for q in queries
+        if q["Id"].startswith("canary_")
+    }
+    function = aws.FUNCTION_NAMESPACE
+    assert shape == {
+        "canary_requests": (function, "Requests", "Sum", 10),
+        "canary_errors": (function, "Failures", "Sum", 10),
+        "canary_fast": (function, "Duration", "PR(:250)", 10),
+        "canary_lambda_requests": ("AWS/Lambda", "Invocations", "Sum", 60),
+        "canary_lambda_errors": ("AWS/Lambda", "Errors", "Sum", 60),
+        "canary_throttles": ("AWS/Lambda", "Throttles", "Sum", 60),
+        "canary_p50": (function, "Duration", "p50", 120),
+        "canary_p99": (function, "Duration", "p99", 120),
+    }
+    # The same dimensions in both namespaces: a side is one set of Lambda's dimensions.
+    assert {
+        tuple((d["Name"], d["Value"]) for d in q["MetricStat"]["Metric"]["Dimensions"])
+        for q in queries
+        if q["Id"].startswith("canary_")
+    } == {(("FunctionName", "fn"), ("Resource", "fn:prod-canary"))}
+    assert len(queries) == evidence_cost.READ_METRICS
+
+
+def test_ten_second_periods_carry_the_failures_only_lambda_saw_on_the_minutes_last() -> None:
+    cloudwatch, sent = answered(function_results())
+
+    window = finest(cloudwatch)
+
+    assert (window.source, window.period_seconds, window.fallback) == ("function", 10, None)
+    assert [minute.at for minute in window.minutes] == TEN_SECONDS
+    assert all(minute.usable for minute in window.minutes)
+    canary = [(p.canary_requests, p.canary_errors) for p in window.usable_periods]
+    # The timeout Lambda counted in the first minute: a request and an error at 12:00:50.
+    assert canary == [(2, 0)] * 5 + [(3, 1)] + [(2, 0)] * 6
+    assert {(p.live_requests, p.live_errors, p.live_slow) for p in window.usable_periods} == {
+        (10, 0, 1)
+    }
+    assert (window.canary.requests, window.canary.errors, window.live.throttles) == (25, 1, 3)
+    assert (window.live.p50_ms, window.canary.p99_ms) == (40.0, 300.0)
+    assert len(sent) == 1
+
+
+def test_an_incomplete_function_query_makes_every_period_unusable_not_zero() -> None:
+    failed = {"canary_errors": {"StatusCode": "InternalError", "Timestamps": [], "Values": []}}
+    cloudwatch, _ = answered(function_results(failed))
+
+    window = finest(cloudwatch)
+
+    assert window.source == "function"
+    assert window.usable_periods == []
+    assert window.unusable[0].missing == ("canary_errors: InternalError",)
+    assert window.incomplete == {"canary_errors": "InternalError"}
+    assert window.canary.requests == 0
+
+
+def test_a_minute_lambda_has_not_answered_leaves_out_its_last_period_only() -> None:
+    late = {"canary_lambda_errors": {"Timestamps": [T0], "Values": [1.0]}}
+    cloudwatch, _ = answered(function_results(late))
+
+    window = finest(cloudwatch)
+
+    assert window.source == "function"
+    assert [minute.usable for minute in window.minutes] == [True] * 11 + [False]
+    assert window.minutes[-1].missing == ("canary_lambda_errors: no point",)
+    assert window.canary.requests == 23  # the unusable period is not counted
+
+
+def test_lambdas_invocations_not_answered_in_full_cannot_check_the_function() -> None:
+    partial = {"live_lambda_requests": {"StatusCode": "PartialData"}}
+    cloudwatch, sent = answered(function_results(partial), results(2))
+
+    window = finest(cloudwatch)
+
+    assert (window.source, len(sent)) == ("lambda", 2)
+    assert window.fallback == (
+        "no whole minute of Lambda's invocations to check the function's against"
+    )
+
+
+def test_a_minute_lambda_saw_and_the_function_did_not_publish_is_unusable_throughout() -> None:
+    first_minute_only = {
+        f"canary_{suffix}": {"Timestamps": TEN_SECONDS[:6], "Values": [value] * 6}
+        for suffix, value in (("requests", 2.0), ("errors", 0.0), ("fast", 100.0))
+    }
+    cloudwatch, _ = answered(function_results(first_minute_only))
+
+    window = finest(cloudwatch)
+
+    assert window.source == "function"
+    assert [minute.usable for minute in window.minutes] == [True] * 6 + [False] * 6
+    assert window.minutes[6].missing == (
+        "canary_requests: none published for Lambda's 12 invocation(s)",
+    )
+
+
+def test_a_side_whose_version_publishes_nothing_falls_back_to_lambdas_minutes() -> None:
+    # The first release with the function's metrics: live still runs a version without them.
+    silent: dict[str, dict[str, Any]] = {
+        f"live_{suffix}": {"Timestamps": [], "Values": []}
+        for suffix in ("requests", "errors", "fast", "p50", "p99")
+    }
+    cloudwatch, sent = answered(function_results(silent), results(2))
+
+    window = finest(cloudwatch)
+
+    assert (window.source, window.period_seconds) == ("lambda", 60)
+    assert window.fallback is not None
+    assert "live side's version publishes no metrics" in window.fallback
+    assert [p.canary_requests for p in window.usable_periods] == [10, 10]
+    namespaces = [
+        {q["MetricStat"]["Metric"]["Namespace"] for q in params["MetricDataQueries"]}
+        for params in sent
+    ]
+    assert namespaces == [{aws.FUNCTION_NAMESPACE, "AWS/Lambda"}, {"AWS/Lambda"}]
+
+
+def test_without_a_whole_minute_the_function_metrics_cannot_be_checked_yet() -> None:
+    cloudwatch, sent = answered(function_results())
+
+    window = finest(cloudwatch, seconds=50)
+
+    # Lambda's read of less than a minute has no whole period: no second call, nothing usable.
+    assert (window.source, window.minutes, len(sent)) == ("lambda", [], 1)
+    assert window.fallback == (
+        "no whole minute of Lambda's invocations to check the function's against"
+    )
+
+
+def test_read_trusted_metrics_reads_the_function_source_without_falling_back() -> None:
+    silent: dict[str, dict[str, Any]] = {"live_requests": {"Timestamps": [], "Values": []}}
+    cloudwatch, sent = answered(function_results(silent))
+
+    window = aws.read_trusted_metrics(
+        cloudwatch,
+        dimensions=ALIASES,
+        start=T0 + timedelta(seconds=25),  # rounded down to the whole minute
+        end=T0 + timedelta(seconds=125),
+        latency_threshold_ms=250,
+        period_seconds=10,
+        source="function",
+    )
+
+    assert (window.source, len(window.minutes), len(sent)) == ("function", 12, 1)
+    assert sent[0]["StartTime"] == T0
+    assert not any(minute.usable for minute in window.minutes)  # Lambda saw live's requests
+
+
+@pytest.mark.parametrize("seconds", [0, 15, 45, 90])
+def test_a_period_cloudwatch_cannot_answer_high_resolution_metrics_in_is_refused(
+    seconds: int,
+) -> None:
+    with pytest.raises(ValueError, match="1, 5, 10, 20 or 30 seconds or whole minutes"):
+        aws.read_finest_metrics(
+            client("cloudwatch"),
+            dimensions=ALIASES,
+            start=T0,
+            end=T0 + timedelta(minutes=2),
+            latency_threshold_ms=250,
+            period_seconds=seconds,
+        )
+
+
+def test_live_p99_from_the_function_reads_its_own_duration() -> None:
+    cloudwatch, sent = answered([{"Id": "p99", "Timestamps": [T0], "Values": [210.0]}])
+
+    p99 = aws.live_p99_ms(
+        cloudwatch,
+        dimensions=ALIASES["live"],
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        source="function",
+    )
+
+    assert p99 == 210.0
+    (query,) = sent[0]["MetricDataQueries"]
+    assert query["MetricStat"]["Metric"]["Namespace"] == aws.FUNCTION_NAMESPACE
