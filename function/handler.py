@@ -19,6 +19,11 @@ Storage: a stage's events are spread over EVENT_SHARDS partitions, so no single 
 partition caps a stage (1,000 write units/s each); GET merges the shards newest-first and its
 ``next`` token carries every shard's position. Idempotency records live in partitions of
 their own, one per (stage, caller, key).
+
+Evidence for the release tool: every invocation prints one CloudWatch embedded metric format
+line (see ``publish_metrics``), from which CloudWatch makes high-resolution per-alias and
+per-version Requests, Failures and Duration metrics, so that a canary can be judged on
+10-second periods rather than Lambda's minutes.
 """
 
 import base64
@@ -75,6 +80,33 @@ ATTEMPT_TIERS_SECONDS = (0.3, 0.75, 1.5, 3.0)
 REPLY_RESERVE_MS = 250
 BACKOFF_BASE_MS = 25
 BACKOFF_CAP_MS = 500
+
+# The function's own metrics, published through CloudWatch's embedded metric format (EMF):
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+# A JSON line on stdout is all Lambda needs ("Lambda automatically sends everything that your
+# function writes to standard output to a CloudWatch Logs log group, and CloudWatch Logs
+# extracts metrics from any log events that follow the embedded metric format specification",
+# CloudWatch_Embedded_Metric_Format_Lambda.html): no agent, no API call on the request's path
+# and no permission beyond the log group the function already writes. release/aws.py reads
+# them under the same names (FUNCTION_NAMESPACE there).
+METRICS_NAMESPACE = "EventLogger/Canary"
+# Lambda's own dimension names and values (FunctionName, Resource = "<name>:<alias>",
+# ExecutedVersion), so that one side of the traffic has the same dimensions in AWS/Lambda and
+# here (versioned_lambda_api.metrics.Traffic.dimensions): the alias alone for a stage canary,
+# the alias and the version that ran it for a weighted alias. Each dimension set is a metric of
+# its own for every distinct value, which is what CloudWatch bills (README, "Per-version
+# metrics").
+_METRIC_DIMENSIONS = (("FunctionName", "Resource"), ("FunctionName", "Resource", "ExecutedVersion"))
+# StorageResolution 1 stores points to the second, so periods of 10 seconds can be asked for.
+_METRICS_DIRECTIVE = {
+    "Namespace": METRICS_NAMESPACE,
+    "Dimensions": [list(names) for names in _METRIC_DIMENSIONS],
+    "Metrics": [
+        {"Name": "Requests", "Unit": "Count", "StorageResolution": 1},
+        {"Name": "Failures", "Unit": "Count", "StorageResolution": 1},
+        {"Name": "Duration", "Unit": "Milliseconds", "StorageResolution": 1},
+    ],
+}
 
 # API Gateway's own stage-name rule. It keeps "#" out of stage names, so the partitions of one
 # stage ("<stage>", "<stage>#1", ...) never meet another stage's or an idempotency record's.
@@ -196,6 +228,52 @@ def attempt_seconds(remaining_ms: int) -> float:
 
 
 def handler(event: object, context: LambdaContext) -> dict[str, Any]:
+    """Answer the request, and publish its metrics whether it was answered or raised.
+
+    Failures counts what Lambda's Errors counts, an invocation that raised (the 500 and 503
+    paths), and never a client's 4xx reply. The metrics are printed in ``finally``, so a raised
+    failure is counted before the exception reaches the runtime; an invocation that times out
+    or kills the runtime never gets there, which is why the release tool still reads Lambda's
+    Errors for the failures this function could not see.
+    """
+    started_ms = time.time() * 1000
+    started = time.perf_counter()
+    failed = True
+    try:
+        reply = _respond(event, context)
+        failed = False
+        return reply
+    finally:
+        publish_metrics(context, started_ms, (time.perf_counter() - started) * 1000, failed)
+
+
+def publish_metrics(
+    context: LambdaContext, started_ms: float, duration_ms: float, failed: bool
+) -> None:
+    """Print the invocation's embedded-metric-format line: one compact JSON object on one line
+    of stdout, which is what CloudWatch Logs takes as one log event to extract metrics from.
+
+    Printed rather than logged: Lambda's JSON log format wraps what the logging module writes in
+    a record of its own, while a line printed to stdout reaches the log group as it is (Lambda
+    reads a JSON line without a "level" as INFO, which the function's application log level
+    keeps). The timestamp is the invocation's start, so a request counts in the period it
+    arrived in.
+    """
+    # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+    function_name = context.invoked_function_arn.split(":")[6]
+    document = {
+        "_aws": {"Timestamp": int(started_ms), "CloudWatchMetrics": [_METRICS_DIRECTIVE]},
+        "FunctionName": function_name,
+        "Resource": f"{function_name}:{_alias(context.invoked_function_arn)}",
+        "ExecutedVersion": context.function_version,
+        "Requests": 1,
+        "Failures": int(failed),
+        "Duration": round(duration_ms, 2),
+    }
+    print(json.dumps(document, separators=(",", ":")), flush=True)
+
+
+def _respond(event: object, context: LambdaContext) -> dict[str, Any]:
     stage = _text_or_empty(event, "stage")
     served_by = ServedBy(
         # Only a valid stage name is echoed: servedBy is in every reply, and a reply holding

@@ -28,6 +28,8 @@ import botocore.exceptions
 import pytest
 from moto import mock_aws
 
+from release import aws as release_aws
+from tests import emf
 from tests.events_table import create_events_table
 from versioned_lambda_api import api_spec
 from versioned_lambda_api.analysis.vtl import TemplateInput, render, render_response
@@ -1680,3 +1682,148 @@ def test_a_log_line_never_holds_text_utf8_cannot_encode(
 
     [log] = log_records(caplog)
     assert (log.__dict__["apiRequestId"], log.__dict__["method"]) == ("r\\ud800", "G\\udc00")
+
+
+# --- Metrics (CloudWatch embedded metric format) ----------------------------------------------
+
+
+def metric_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The EMF documents the handler printed since the last call, each checked against the
+    format's rules; every line of stdout must be one."""
+    return [emf.check(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_success_publishes_one_request_and_no_failure(
+    handler: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before_ms = time.time() * 1000
+    post(handler, {"order": 42})
+
+    [line] = metric_lines(capsys)
+    assert (line["Requests"], line["Failures"]) == (1, 0)
+    assert 0 <= line["Duration"] < 10_000
+    assert before_ms - 1 <= line["_aws"]["Timestamp"] <= time.time() * 1000
+    assert (line["FunctionName"], line["Resource"], line["ExecutedVersion"]) == (
+        "event-logger",
+        "event-logger:live",
+        "7",
+    )
+    [directive] = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == handler.METRICS_NAMESPACE
+    # The dimensions release/aws.py reads either side with (Traffic.dimensions): the alias
+    # alone, and the alias with the version that ran the request.
+    assert directive["Dimensions"] == [
+        ["FunctionName", "Resource"],
+        ["FunctionName", "Resource", "ExecutedVersion"],
+    ]
+    assert {m["Name"]: (m["Unit"], m["StorageResolution"]) for m in directive["Metrics"]} == {
+        "Requests": ("Count", 1),
+        "Failures": ("Count", 1),
+        "Duration": ("Milliseconds", 1),
+    }
+
+
+def test_the_release_tool_reads_the_namespace_the_function_publishes_in(
+    handler_module: ModuleType,
+) -> None:
+    assert release_aws.FUNCTION_NAMESPACE == handler_module.METRICS_NAMESPACE
+
+
+def test_a_canary_request_is_published_under_the_canary_alias_and_version(
+    handler: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    post(handler, {"order": 42}, canary())
+
+    [line] = metric_lines(capsys)
+    assert (line["Resource"], line["ExecutedVersion"]) == ("event-logger:canary", "8")
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        (lambda: post_event("not an object"), 400),
+        (lambda: api_event("DELETE"), 404),
+        (lambda: post_event({"big": "x" * MAX_BODY_BYTES}), 413),
+    ],
+    ids=["400", "404", "413"],
+)
+def test_a_client_error_is_a_request_and_no_failure(
+    handler: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    event: Callable[[], dict[str, Any]],
+    status: int,
+) -> None:
+    assert invoke(handler, event()).status == status
+
+    [line] = metric_lines(capsys)
+    assert (line["Requests"], line["Failures"]) == (1, 0)
+
+
+def test_a_503_is_a_failure_published_before_it_is_raised(
+    handler: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sleeps: list[float],
+) -> None:
+    throttled = botocore.exceptions.ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "PutItem"
+    )
+    monkeypatch.setattr(handler_client(handler), "put_item", raising(throttled))
+
+    with pytest.raises(handler.ServiceUnavailableError):
+        invoke(handler, post_event({"order": 42}))
+
+    [line] = metric_lines(capsys)
+    assert (line["Requests"], line["Failures"]) == (1, 1)
+
+
+def test_a_500_is_a_failure_published_before_it_is_raised(
+    handler: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TABLE_NAME")
+
+    with pytest.raises(handler.ConfigurationError):
+        invoke(handler, post_event({"order": 42}))
+
+    [line] = metric_lines(capsys)
+    assert (line["Requests"], line["Failures"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d.pop("Resource"), "dimension 'Resource' is not a top-level"),
+        (lambda d: d.update(Failures="1"), "metric 'Failures' is not a top-level number"),
+        (lambda d: d["_aws"].update(Timestamp=1.5e12), "Timestamp is not an integer"),
+        (lambda d: d["_aws"].update(Timestamp=1_700_000_000), "not milliseconds"),
+        (
+            lambda d: d["_aws"]["CloudWatchMetrics"][0]["Dimensions"].append(
+                [f"d{n}" for n in range(31)]
+            ),
+            "is not an array of <= 30 names",
+        ),
+        (
+            lambda d: d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(StorageResolution=10),
+            "StorageResolution is not 1 or 60",
+        ),
+        (
+            lambda d: d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(Unit="ms"),
+            "unit 'ms' is not CloudWatch's",
+        ),
+        (lambda d: d["_aws"]["CloudWatchMetrics"][0].pop("Namespace"), "Namespace is not"),
+    ],
+)
+def test_the_format_check_refuses_what_cloudwatch_would_not_extract(
+    handler: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    change: Callable[[dict[str, Any]], object],
+    problem: str,
+) -> None:
+    post(handler, {"order": 42})
+    [line] = capsys.readouterr().out.splitlines()
+    assert emf.problems(line) == []
+    document = json.loads(line)
+    change(document)
+
+    assert any(problem in found for found in emf.problems(json.dumps(document)))
+    assert emf.problems(f"{line} ") == ["data before or after the JSON object"]

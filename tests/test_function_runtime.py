@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from release import evidence_cost
+from tests import emf
 from tests.events_table import create_events_table
 from tests.lambda_runtime.api_gateway import Api, ClientRequest, ClientResponse
 from tests.lambda_runtime.environment import (
@@ -335,6 +337,52 @@ def test_application_logs_arrive_through_the_telemetry_fd_as_json(
         time.sleep(0.02)
     assert records[0]["message"] == "probe log"
     assert records[0]["requestId"] == result.request_id
+
+
+# --- Metrics: the embedded-metric-format line as CloudWatch Logs receives it -------------------
+
+
+def printed_since(environment: LambdaEnvironment, offset: int) -> list[str]:
+    """What the runtime process wrote to stdout after ``offset`` characters of its output, line
+    by line: what Lambda sends to the log group as one log event a line."""
+    return environment.output()[offset:].splitlines()
+
+
+def test_a_request_prints_one_metric_line_that_cloudwatch_extracts(api: Api) -> None:
+    env = api.environment
+    warm(env)
+    offset = len(env.output())
+
+    reply = assert_reply(post(api, '{"kind": "signup"}'), 200)
+
+    [line] = printed_since(env, offset)
+    document = emf.check(line)
+    assert (document["Requests"], document["Failures"]) == (1, 0)
+    assert (document["FunctionName"], document["Resource"], document["ExecutedVersion"]) == (
+        "event-logger",
+        "event-logger:live",
+        LIVE["version"],
+    )
+    assert reply["servedBy"] == LIVE
+    # Printed, not logged: the JSON log format would wrap a logged line in a record of its own.
+    assert not [record for record in env.logs() if '"_aws"' in record.message]
+    # The line whose size the README's cost per million requests is computed from.
+    assert len(line.encode()) <= evidence_cost.MEASURED_LINE_BYTES
+
+
+def test_a_raised_503_prints_a_failure_before_the_runtime_reports_it(
+    cold_api: Api, proxy: FaultProxy
+) -> None:
+    env = cold_api.environment
+    warm(env)
+    offset = len(env.output())
+    proxy.throttle("PutItem", "ThrottlingException")
+
+    assert_failure(post(cold_api, '{"a": 1}'), 503)
+
+    [line] = [text for text in printed_since(env, offset) if text.startswith("{")]
+    document = emf.check(line)
+    assert (document["Requests"], document["Failures"]) == (1, 1)
 
 
 # --- Round trips through the template, the runtime and the integration response -----------------
