@@ -1,112 +1,117 @@
-"""The canary judge: PROMOTE, CONTINUE or ROLLBACK, as early as the metrics allow.
+"""The canary judge: PROMOTE, CONTINUE or ROLLBACK, as early as the evidence allows, with its
+promises kept for a whole release (every step of 10 → 25 → 50%), not for one step.
 
-Every metric period (one CloudWatch minute) gives, for the live and the canary version, the
-requests, the errors and the requests slower than a latency threshold. ``judge()`` reads the
-periods of one bake and decides; ``JudgeState`` is the same judge fed one period at a time.
-Standard library only, deterministic (no randomness, no clock), O(periods) per call.
+Every metric period (a CloudWatch minute, or 10 seconds from the function's own metrics) gives,
+for the live and the canary version, the requests, the errors and the requests slower than a
+latency threshold. :class:`JudgeState` is the judge of one *release*: ``start_step()`` when the
+canary's share changes, ``add(period)`` for each period. ``judge()`` reads the periods of a single
+step (``status``). Standard library only, deterministic (no randomness, no clock), O(1) per
+period.
 
-Method
-------
-Two sequential probability ratio tests (Wald's SPRT) run side by side, one on errors and one on
-slow requests; both work the same way, so only errors are described. In a period where the
-canary served ``n_c`` requests and live ``n_l``, and ``m = c + l`` errors were seen (``c`` on
-the canary, ``l`` on live), the canary's share of the errors is, given ``m``,
+The model
+---------
+Errors and slow requests are judged alike, so only errors are described. In a period where the
+canary served ``n_c`` requests and live ``n_l``, and ``m = c + l`` errors were seen (``c`` on the
+canary), the canary's share of the errors is, given ``m``,
 
     c ~ Binomial(m, q(theta)),    q(theta) = theta·n_c / (theta·n_c + n_l),
 
-where theta is the ratio of the canary's error rate to live's. This is exact when errors are
-Poisson counts, and close for binomial counts at small rates (there it is a hypergeometric, with
-the same mean under H0 and a smaller variance). Conditioning on ``m`` removes the unknown
-baseline rate: the test needs no estimate of it, and the baseline and the traffic split may
-change from one period to the next; only theta is assumed constant. H0 is theta = 1 (as good as
-live), H1 is theta = theta1 = ``error_ratio``. The log-likelihood ratio (LLR) grows by
+where theta is the canary's error rate over live's. Conditioning on ``m`` removes the unknown,
+changing baseline: traffic, the live rate and the canary's share may all change from one period
+to the next (diurnal traffic, a new step); only theta is assumed constant. The log-likelihood
+ratio of theta against 1 grows per period by
 
-    c·log(q1/q0) + l·log((1 - q1)/(1 - q0))
-        = c·log(theta1) + m·log((n_c + n_l)/(theta1·n_c + n_l))
+    c·log(theta) + m·log((n_c + n_l)/(theta·n_c + n_l)).
 
-per period and is summed over the periods. Periods in which the canary served no request add
-nothing, nor do periods without live requests (there is nothing to compare with).
+The two decisions
+-----------------
+* **Rollback** on a mixture likelihood ratio (an always-valid "mSPRT", Robbins 1970; Johari et
+  al. 2017; Lindon & Malek 2022, the count-metric test behind Netflix's canaries): the average of
+  the likelihood ratios at ``THETAS`` (1.5x … 21x). Under theta = 1 it is a nonnegative
+  martingale, so by Ville's inequality it *ever* reaches ``1/alpha'`` with probability at most
+  ``alpha'``: a whole release may be watched every period, for any length, through every step,
+  and a canary as good as live is rolled back at most ``alpha = false_rollback_rate`` of the
+  time (``alpha' = alpha/2`` per metric). The mixture spans the regressions worth stopping: a
+  canary 20x worse is rolled back on a handful of errors, where a test tuned to 2x needs many
+  (a live version that never errs against a canary failing 0.5%: every error is the canary's).
+* **Promote** on Wald's sequential test of 1 against ``error_ratio`` (2x): a step passes when
+  the log-likelihood ratio of 2x against 1 is at or below ``log(beta)``. Under theta = 2 its
+  exponential is a martingale too, so a canary 2x worse (or more) passes, ever, with probability
+  at most ``beta = false_promote_rate``, again for the whole release. A step also needs
+  ``min_canary_requests`` canary requests of its own; both metrics must pass at the same period.
 
-Wald's bounds, with alpha' = alpha/2 for each of the two tests (Bonferroni):
+The evidence is carried across steps: one release, one pair of promises. A step's first
+periods therefore inherit the earlier steps' evidence, and a later step mostly confirms it at a
+larger share; a bad canary that slipped through a small step is caught by the same running
+statistics at the next one.
 
-    rollback_bound A = log((1 - beta)/alpha'),    promote_bound B = log(beta/(1 - alpha')).
-
-Decisions, in this order, after every period:
-
-1. ROLLBACK as soon as either LLR is at or above A.
-2. PROMOTE when both tests accept H0 *at the same period* and the canary has served at least
-   ``min_canary_requests`` requests. A test accepts H0 while its LLR is at or below B, or by the
-   zero-event path below. The tests keep running after one of them accepts H0: an accepted test
-   can still drift back, or even roll back, until the other one agrees.
-3. Otherwise, once ``max_periods`` periods have been judged, the bake time ran out:
-   ``config.on_timeout``, except that a canary that served fewer than ``min_canary_requests``
-   requests is rolled back even then (no traffic is not a pass). ``"PROMOTE"`` (the default)
-   is what CodeDeploy, Flagger and Kayenta do when a bake shows no failure; ``"ROLLBACK"`` is
-   for teams that would rather wait for the next release than ship one the data could not
-   clear.
-4. Otherwise CONTINUE.
-
-The first PROMOTE or ROLLBACK is final: ``judge()`` ignores the periods after it, and the
-verdict's ``periods`` says where it stopped (``max_periods`` for a timeout).
-
-Zero-event path. With no errors anywhere, m = 0 and the ratio test cannot move. Zero errors on
-both sides say nothing about a *ratio*, and no rate estimated from the data can change that: a
-smoothed live rate such as Laplace's (l + 1)/(n_l + 2) shrinks as fast as the canary's evidence
-grows, so at a 10% canary share it would never let a zero-error canary pass. So a test also
-accepts H0 when the canary has had *no* event at all in at least
-``log(1/beta)/(ratio·RATE_FLOOR)`` requests (2,303 with the defaults): a canary whose rate is at
-least ``ratio·RATE_FLOOR`` shows no event in that many requests with probability at most
-exp(-ratio·RATE_FLOOR·N_c) <= beta. Regressions that stay below that absolute rate (0.2% for a
-2x ratio) are out of scope; a single canary event closes the path for good.
-
-Guarantees
+Robustness
 ----------
-Under the model above, exp(LLR) is a nonnegative martingale under H0 and exp(-LLR) one under
-H1, so Ville's inequality bounds the chance that an LLR *ever* crosses a bound, however long the
-test runs and whatever the traffic does. That is why judging after every period (continuous
-monitoring) costs nothing, and why it is safe to keep a test running after it accepted H0, to
-wait for ``min_canary_requests`` and to stop the bake at ``max_periods``.
+* **Shared outages and slowdowns.** A period whose pooled rate of a metric (both versions) is
+  far above the release's so far (``outage_factor``x, and significantly so) is left out of that
+  metric's statistics: a dependency failing both versions alike says nothing about the canary,
+  and counted as evidence it would make a bad canary look like live. Which periods are left out
+  depends only on the pooled counts ``m`` and the requests, which the test conditions on, so the
+  promises hold. The release's rate starts from a prior (``OUTAGE_PRIOR_RATE`` over
+  ``OUTAGE_PRIOR_REQUESTS``), so an outage in the first minute is caught too, and a service whose
+  normal rate is high teaches the prior within a few periods.
+* **Cold starts.** The canary's slow requests are not judged during the first
+  ``warmup_seconds`` of each step: the share just grew, new execution environments start cold,
+  and a good canary would look slow. Errors are judged from the first period.
+* **Clustered errors.** Errors that come in bursts (one bad execution environment, a retried
+  request) make ``c`` overdispersed: its variance is ``phi`` times the binomial one. The judge
+  estimates ``phi`` from the data (Pearson's residuals of each period against the rate ratio
+  estimated from the periods before it, shrunk to 1 by ``DISPERSION_PRIOR`` pseudo-periods) and
+  divides every log-likelihood ratio by it (quasi-likelihood), so a burst raises the bar instead
+  of rolling back a good canary; ``dispersion`` sets a floor.
 
-* False rollback: when the canary is as good as live on both metrics (theta = 1),
-  P(ROLLBACK on evidence) <= 2·alpha'/(1 - beta) = alpha/(1 - beta), which is alpha to Wald's
-  approximation. Wald's bounds neglect the overshoot over the bound at the stopping period, so
-  they are conservative: the real rate is below alpha.
-* False promote: when one metric is worse by exactly its minimum regression (theta = ratio),
-  P(PROMOTE) <= beta/(1 - alpha') + beta^(p/RATE_FLOOR), where p is live's rate of that metric.
-  The SPRT term is beta to Wald's approximation (and below it, by the overshoot); the zero-event
-  term is negligible once p is a few times RATE_FLOOR (and the regression is out of scope when
-  p < RATE_FLOOR). A worse canary (theta > ratio) is promoted less often.
-* The bake may end by timeout instead; such verdicts say so, with the canary requests a
-  minimum regression of errors would have needed on average at the traffic seen (Wald's
-  expected sample size), so a reader can tell a bake that could have caught it from one that
-  could not. Promoting on timeout keeps the false-rollback bound (a rollback still needs the
-  evidence) but weakens the false-promote one to the regressions the bake is long enough to
-  detect: at 5 req/s with a 10% canary and 0.5% live errors, the 60-minute default rolled back
-  all of 1,000 simulated 5x error regressions but only 263 of 1,000 2x ones. Rolling back on
-  timeout keeps beta and gives up alpha instead: most good canaries with that little traffic
-  are rolled back. Longer bakes (``max_periods``) or a larger canary share buy both.
+Too little traffic
+------------------
+A step that has not decided after ``max_periods`` periods is *undecided*, neither a pass nor a
+failure: with ``on_timeout="WAIT"`` (the default) the verdict stays CONTINUE, marked
+``timed_out``, and says how many canary requests a decision needs at the traffic seen.
+``"PROMOTE"`` promotes anyway, marked ``verified=False`` (the caller records it as such);
+``"ROLLBACK"`` rolls back. :func:`plan_step` says, before a step, how long it needs.
 
-Expected sample size
---------------------
-``expected_errors`` and ``expected_sample_size`` give Wald's approximation of the error test's
-average length, the reference bound for comparing judges: see ``expected_errors``.
+Zero-event path. With no errors anywhere, ``m = 0`` and the ratio test cannot move. So a test
+also passes when the canary has had *no* event at all in at least
+``log(1/beta)/(ratio·RATE_FLOOR)`` requests (2,303 with the defaults): a canary whose rate is at
+least ``ratio·RATE_FLOOR`` shows no event in that many requests with probability at most beta.
+Regressions below that absolute rate (0.2% for a 2x ratio) are out of scope; a single canary
+event closes the path for good.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 Decision = Literal["PROMOTE", "CONTINUE", "ROLLBACK"]
-_Outcome = Literal["PROMOTE", "CONTINUE", "ROLLBACK", "TIMEOUT"]
+OnTimeout = Literal["WAIT", "PROMOTE", "ROLLBACK"]
+Metric = Literal["errors", "slow"]
+METRICS: Final[tuple[Metric, Metric]] = ("errors", "slow")
 
 RATE_FLOOR: Final = 0.001
 """The lowest rate of errors (or of slow requests) whose regression the zero-event path guards
 against: with no canary event at all, the canary passes once a rate of ``ratio * RATE_FLOOR``
 would have shown an event with probability at least 1 - beta."""
+
+THETAS: Final = (1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
+"""The rate ratios the rollback mixture averages, equally weighted: from barely worse to a
+canary that fails most requests live serves."""
+
+OUTAGE_PRIOR_RATE: Final = 0.01
+OUTAGE_PRIOR_REQUESTS: Final = 1000.0
+"""The release's pooled rate before any period: 1% over a thousand requests, outweighed by a
+few minutes of real traffic."""
+OUTAGE_MIN_EVENTS: Final = 5
+"""A period with fewer pooled events is never an outage: too few to tell one from chance."""
+
+DISPERSION_PRIOR: Final = 20.0
+"""Pseudo-periods of binomial variance the dispersion estimate starts from."""
 
 
 @dataclass(frozen=True)
@@ -138,19 +143,28 @@ class Period:
         ):
             raise ValueError(f"a period's counts must not be negative, got {self}")
 
+    def counts(self, metric: Metric) -> tuple[int, int, int, int]:
+        """(canary requests, canary events, live requests, live events) of ``metric``."""
+        if metric == "errors":
+            return self.canary_requests, self.canary_errors, self.live_requests, self.live_errors
+        return self.canary_requests, self.canary_slow, self.live_requests, self.live_slow
+
 
 @dataclass(frozen=True)
 class JudgeConfig:
     """The design of the test: its error rates, the regression it detects, its limits."""
 
-    false_rollback_rate: float = 0.01  # alpha: P(ROLLBACK) when the canary is as good as live
-    false_promote_rate: float = 0.01  # beta: P(PROMOTE) when worse by the minimum regression
+    false_rollback_rate: float = 0.01  # alpha: P(ROLLBACK) per release, canary as good as live
+    false_promote_rate: float = 0.01  # beta: P(PROMOTE) per release, worse by the regression
     error_ratio: float = 2.0  # minimum regression: canary error rate = 2x live's
     slow_ratio: float = 2.0  # minimum regression: canary share of slow requests = 2x live's
-    min_canary_requests: int = 100  # never promote on fewer canary requests
-    max_periods: int = 60  # hard maximum bake, in periods
-    # At the end of the bake without a decision; never promotes under min_canary_requests.
-    on_timeout: Literal["PROMOTE", "ROLLBACK"] = "PROMOTE"
+    min_canary_requests: int = 100  # never pass a step on fewer canary requests of its own
+    max_periods: int = 60  # periods after which an undecided step times out
+    on_timeout: OnTimeout = "WAIT"
+    period_seconds: int = 60
+    warmup_seconds: int = 120  # the canary's slow requests are not judged this long per step
+    outage_factor: float = 5.0  # a pooled rate this many times the release's is an outage
+    dispersion: float = 1.0  # the least variance inflation assumed (1: none)
 
     def __post_init__(self) -> None:
         for name in ("false_rollback_rate", "false_promote_rate"):
@@ -159,19 +173,26 @@ class JudgeConfig:
                 raise ValueError(
                     f"{name} must be a probability above 0 and below 0.5, got {value!r}"
                 )
-        for name in ("error_ratio", "slow_ratio"):
+        for name in ("error_ratio", "slow_ratio", "outage_factor"):
             value = getattr(self, name)
             if not _is_real(value) or not 1.0 < value < math.inf:
-                raise ValueError(
-                    f"{name} must be a finite ratio above 1 (the regression to detect), "
-                    f"got {value!r}"
-                )
-        for name in ("min_canary_requests", "max_periods"):
+                raise ValueError(f"{name} must be a finite ratio above 1, got {value!r}")
+        if not _is_real(self.dispersion) or not 1.0 <= self.dispersion < math.inf:
+            raise ValueError(f"dispersion must be a finite number >= 1, got {self.dispersion!r}")
+        for name in ("min_canary_requests", "max_periods", "period_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.on_timeout not in ("PROMOTE", "ROLLBACK"):
-            raise ValueError(f"on_timeout must be 'PROMOTE' or 'ROLLBACK', got {self.on_timeout!r}")
+        if (
+            isinstance(self.warmup_seconds, bool)
+            or not isinstance(self.warmup_seconds, int)
+            or self.warmup_seconds < 0
+        ):
+            raise ValueError(f"warmup_seconds must be an integer >= 0, got {self.warmup_seconds!r}")
+        if self.on_timeout not in ("WAIT", "PROMOTE", "ROLLBACK"):
+            raise ValueError(
+                f"on_timeout must be 'WAIT', 'PROMOTE' or 'ROLLBACK', got {self.on_timeout!r}"
+            )
 
 
 def _is_real(value: object) -> bool:
@@ -183,81 +204,187 @@ DEFAULT_CONFIG: Final = JudgeConfig()
 
 @dataclass(frozen=True)
 class Verdict:
-    """The judge's decision, why, after how many periods, and the numbers behind it."""
+    """The judge's decision, why, after how many periods of the step, and the numbers behind
+    it. ``verified``: False for a promotion the evidence did not reach (``on_timeout``);
+    ``timed_out``: the step ran ``max_periods`` without a decision on evidence."""
 
     decision: Decision
     reason: str  # one sentence a human reads in `release status`
-    periods: int  # periods judged
+    periods: int  # periods of the step judged
     evidence: dict[str, float]
+    verified: bool = True
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
 class _Design:
     """What a config implies, computed once per config."""
 
-    error_ratio: float
-    slow_ratio: float
-    log_error_ratio: float
-    log_slow_ratio: float
-    rollback_bound: float
-    promote_bound: float
-    errors_zero_requests: float
-    slow_zero_requests: float
-    min_canary_requests: int
-    max_periods: int
+    ratio: dict[Metric, float]
+    log_ratio: dict[Metric, float]
+    rollback_bound: float  # on the log of the mixture likelihood ratio
+    promote_bound: float  # on the log-likelihood ratio of the regression against 1
+    zero_requests: dict[Metric, float]
+    warmup_periods: int
+    outage_factor: float
+    dispersion: float
 
 
 @lru_cache(maxsize=256)
 def _design_of(config: JudgeConfig) -> _Design:
-    alpha = config.false_rollback_rate / 2.0  # per test: two tests can each roll back
-    beta = config.false_promote_rate
+    ratio: dict[Metric, float] = {"errors": config.error_ratio, "slow": config.slow_ratio}
     return _Design(
-        error_ratio=config.error_ratio,
-        slow_ratio=config.slow_ratio,
-        log_error_ratio=math.log(config.error_ratio),
-        log_slow_ratio=math.log(config.slow_ratio),
-        rollback_bound=math.log((1.0 - beta) / alpha),
-        promote_bound=math.log(beta / (1.0 - alpha)),
-        errors_zero_requests=zero_event_requests(config, config.error_ratio),
-        slow_zero_requests=zero_event_requests(config, config.slow_ratio),
-        min_canary_requests=config.min_canary_requests,
-        max_periods=config.max_periods,
+        ratio=ratio,
+        log_ratio={metric: math.log(value) for metric, value in ratio.items()},
+        rollback_bound=math.log(2.0 / config.false_rollback_rate),  # alpha/2 per metric
+        promote_bound=math.log(config.false_promote_rate),
+        zero_requests={metric: zero_event_requests(config, ratio[metric]) for metric in METRICS},
+        warmup_periods=math.ceil(config.warmup_seconds / config.period_seconds),
+        outage_factor=config.outage_factor,
+        dispersion=config.dispersion,
     )
 
 
 def zero_event_requests(config: JudgeConfig, ratio: float) -> float:
-    """Canary requests without any event after which the zero-event path accepts H0:
+    """Canary requests without any event after which the zero-event path passes a test:
     log(1/beta) / (ratio * RATE_FLOOR)."""
     return math.log(1.0 / config.false_promote_rate) / (ratio * RATE_FLOOR)
 
 
 @dataclass
+class _Test:
+    """One metric's running statistics over the release."""
+
+    thetas: list[float] = field(default_factory=lambda: [0.0] * len(THETAS))  # LLR per THETAS
+    promote: float = 0.0  # LLR of the regression against 1
+    canary_requests: int = 0
+    canary_events: int = 0
+    live_requests: int = 0
+    live_events: int = 0
+    # The pooled rate of the periods judged so far, from the prior, for the outage guard.
+    pooled_requests: float = OUTAGE_PRIOR_REQUESTS
+    pooled_events: float = OUTAGE_PRIOR_REQUESTS * OUTAGE_PRIOR_RATE
+    # Squared Pearson residuals and the periods they came from, from the prior.
+    residuals: float = DISPERSION_PRIOR
+    residual_periods: float = DISPERSION_PRIOR
+    outages: int = 0
+
+    def dispersion(self, floor: float) -> float:
+        return max(floor, self.residuals / self.residual_periods)
+
+    def add(self, counts: tuple[int, int, int, int], design: _Design, metric: Metric) -> None:
+        """One period of this metric: its counts, and its evidence unless it is an outage."""
+        n_c, c, n_l, l_ = counts
+        m = c + l_
+        if n_c and n_l and self._outage(n_l, l_, design.outage_factor):
+            self.outages += 1
+            return
+        if n_l:
+            self._residual(n_l, l_)
+        if n_c and n_l and m:
+            total = n_c + n_l
+            for index, theta in enumerate(THETAS):
+                step = c * math.log(theta) + m * math.log(total / (theta * n_c + n_l))
+                # One period (a burst) never does more than half of a rollback's work.
+                self.thetas[index] += min(step, design.rollback_bound / 2.0)
+            ratio = design.ratio[metric]
+            self.promote += c * design.log_ratio[metric] + m * math.log(total / (ratio * n_c + n_l))
+            self.pooled_requests += total
+            self.pooled_events += m
+        self.canary_requests += n_c
+        self.canary_events += c
+        self.live_requests += n_l
+        self.live_events += l_
+
+    def _expected(self, requests: int) -> float:
+        """Events expected in ``requests`` at the release's pooled rate so far."""
+        return requests * self.pooled_events / self.pooled_requests
+
+    def _outage(self, n_l: int, l_: int, factor: float) -> bool:
+        """Whether live's rate in a period is far above the release's so far: more events than
+        ``factor`` times the expected count, beyond a Poisson upper tail of about 1e-4 (normal
+        approximation with continuity correction). Live, not the pool: a broken canary is a
+        regression, a failing dependency shows on live too."""
+        if l_ < OUTAGE_MIN_EVENTS:
+            return False
+        expected = factor * self._expected(n_l)
+        return l_ - 0.5 > expected + 3.7 * math.sqrt(expected)
+
+    def _residual(self, n_l: int, l_: int) -> None:
+        """Pearson's residual of live's count against live's rate before this period. Live's
+        counts show how clustered the events are (both versions run on the same kind of
+        execution environments) and, unlike the canary's, they do not move with the canary's
+        regression, so a real regression never passes for noise. Nothing is learnt before
+        live's first event."""
+        if not self.live_events:
+            return
+        expected = n_l * self.live_events / self.live_requests
+        self.residuals += (l_ - expected) ** 2 / expected
+        self.residual_periods += 1.0
+
+    def mixture(self, dispersion: float) -> float:
+        """The log of the mixture likelihood ratio, each LLR divided by the dispersion."""
+        scaled = [llr / dispersion for llr in self.thetas]
+        top = max(scaled)
+        return top + math.log(sum(math.exp(value - top) for value in scaled) / len(scaled))
+
+    def zero_path(self, design: _Design, metric: Metric) -> bool:
+        return self.canary_events == 0 and self.canary_requests >= design.zero_requests[metric]
+
+    def rate(self, side: Literal["canary", "live"]) -> float:
+        if side == "canary":
+            return _rate(self.canary_events, self.canary_requests)
+        return _rate(self.live_events, self.live_requests)
+
+
+_Outcome = Literal["PROMOTE", "CONTINUE", "ROLLBACK", "TIMEOUT"]
+
+
+@dataclass
 class JudgeState:
-    """The judge fed one period at a time: ``add`` returns what ``judge()`` returns on all the
-    periods added so far, in O(1) per period. After a PROMOTE or ROLLBACK (final) it keeps
-    returning that verdict and ignores further periods."""
+    """The judge of one release, fed one period at a time: ``start_step()`` whenever the
+    canary's share changes (the first step starts by itself), then ``add`` per period.
+
+    PROMOTE means the step passed: the caller advances the share (and calls ``start_step``), or
+    promotes after the last step. ROLLBACK is final for the release; PROMOTE for the step.
+    """
 
     config: JudgeConfig
     _design: _Design = field(init=False, repr=False)
+    _tests: dict[Metric, _Test] = field(init=False, repr=False)
+    _steps: int = field(default=0, init=False)
     _periods: int = field(default=0, init=False)
-    _live_requests: int = field(default=0, init=False)
-    _live_errors: int = field(default=0, init=False)
-    _live_slow: int = field(default=0, init=False)
-    _canary_requests: int = field(default=0, init=False)
-    _canary_errors: int = field(default=0, init=False)
-    _canary_slow: int = field(default=0, init=False)
-    _llr_errors: float = field(default=0.0, init=False)
-    _llr_slow: float = field(default=0.0, init=False)
+    _step_periods: int = field(default=0, init=False)
+    _step_canary_requests: int = field(default=0, init=False)
     _final: Verdict | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._design = _design_of(self.config)
+        self._tests = {metric: _Test() for metric in METRICS}
+
+    @property
+    def steps(self) -> int:
+        """The steps started (the current one's number)."""
+        return self._steps
+
+    def start_step(self) -> None:
+        """The canary's share changed: a new step needs its own canary requests to pass, and
+        the canary's new execution environments warm up. After a ROLLBACK nothing starts."""
+        if self._final is not None and self._final.decision == "ROLLBACK":
+            return
+        self._steps += 1
+        self._step_periods = 0
+        self._step_canary_requests = 0
+        self._final = None
 
     def add(self, period: Period) -> Verdict:
-        """Judge one more period; returns the verdict on all periods so far."""
+        """Judge one more period; returns the verdict on the release so far."""
+        if self._steps == 0:
+            self.start_step()
         if self._final is not None:
             return self._final
-        verdict = self._verdict(self._step(period))
+        self._take(period)
+        verdict = self._verdict(self._outcome())
         if verdict.decision != "CONTINUE":
             self._final = verdict
         return verdict
@@ -269,186 +396,223 @@ class JudgeState:
             return self._final
         return self._verdict(self._outcome())
 
-    def _step(self, period: Period) -> _Outcome:
-        """Take one period into the totals and the LLRs, then decide."""
+    def _take(self, period: Period) -> None:
         self._periods += 1
-        n_c = period.canary_requests
-        if n_c:
-            n_l = period.live_requests
-            c_e, l_e = period.canary_errors, period.live_errors
-            c_s, l_s = period.canary_slow, period.live_slow
-            self._canary_requests += n_c
-            self._canary_errors += c_e
-            self._canary_slow += c_s
-            self._live_requests += n_l
-            self._live_errors += l_e
-            self._live_slow += l_s
-            if n_l:
-                d = self._design
-                total = n_c + n_l
-                if c_e or l_e:
-                    log_k = math.log(total / (d.error_ratio * n_c + n_l))
-                    self._llr_errors += c_e * d.log_error_ratio + (c_e + l_e) * log_k
-                if c_s or l_s:
-                    log_k = math.log(total / (d.slow_ratio * n_c + n_l))
-                    self._llr_slow += c_s * d.log_slow_ratio + (c_s + l_s) * log_k
-        return self._outcome()
+        self._step_periods += 1
+        self._step_canary_requests += period.canary_requests
+        self._tests["errors"].add(period.counts("errors"), self._design, "errors")
+        if self._step_periods > self._design.warmup_periods:
+            self._tests["slow"].add(period.counts("slow"), self._design, "slow")
+
+    # --- the decision ----------------------------------------------------------------------
+
+    def _dispersion(self, metric: Metric) -> float:
+        return self._tests[metric].dispersion(self._design.dispersion)
+
+    def _mixture(self, metric: Metric) -> float:
+        return self._tests[metric].mixture(self._dispersion(metric))
+
+    def _promote_llr(self, metric: Metric) -> float:
+        return self._tests[metric].promote / self._dispersion(metric)
+
+    def _passed(self, metric: Metric) -> bool:
+        return self._promote_llr(metric) <= self._design.promote_bound or self._tests[
+            metric
+        ].zero_path(self._design, metric)
 
     def _outcome(self) -> _Outcome:
         d = self._design
-        if self._llr_errors >= d.rollback_bound or self._llr_slow >= d.rollback_bound:
+        if any(self._mixture(metric) >= d.rollback_bound for metric in METRICS):
             return "ROLLBACK"
-        if (
-            self._canary_requests >= d.min_canary_requests
-            and self._errors_accepted()
-            and self._slow_accepted()
+        if self._step_canary_requests >= self.config.min_canary_requests and all(
+            self._passed(metric) for metric in METRICS
         ):
             return "PROMOTE"
-        if self._periods >= d.max_periods:
+        if self._step_periods >= self.config.max_periods:
             return "TIMEOUT"
         return "CONTINUE"
-
-    def _errors_accepted(self) -> bool:
-        return self._llr_errors <= self._design.promote_bound or self._errors_zero_path()
-
-    def _slow_accepted(self) -> bool:
-        return self._llr_slow <= self._design.promote_bound or self._slow_zero_path()
-
-    def _errors_zero_path(self) -> bool:
-        return (
-            self._canary_errors == 0 and self._canary_requests >= self._design.errors_zero_requests
-        )
-
-    def _slow_zero_path(self) -> bool:
-        return self._canary_slow == 0 and self._canary_requests >= self._design.slow_zero_requests
 
     # --- the verdict -----------------------------------------------------------------------
 
     def _evidence(self) -> dict[str, float]:
         d = self._design
-        return {
-            "llr_errors": self._llr_errors,
-            "llr_slow": self._llr_slow,
+        evidence = {
             "rollback_bound": d.rollback_bound,
             "promote_bound": d.promote_bound,
-            "live_error_rate": _rate(self._live_errors, self._live_requests),
-            "canary_error_rate": _rate(self._canary_errors, self._canary_requests),
-            "live_slow_rate": _rate(self._live_slow, self._live_requests),
-            "canary_slow_rate": _rate(self._canary_slow, self._canary_requests),
-            "canary_requests": float(self._canary_requests),
-            "live_requests": float(self._live_requests),
-            "canary_errors": float(self._canary_errors),
-            "live_errors": float(self._live_errors),
-            "canary_slow": float(self._canary_slow),
-            "live_slow": float(self._live_slow),
-            "errors_zero_event_requests": d.errors_zero_requests,
-            "slow_zero_event_requests": d.slow_zero_requests,
+            "step": float(self._steps),
+            "step_periods": float(self._step_periods),
+            "step_canary_requests": float(self._step_canary_requests),
         }
+        for metric in METRICS:
+            test = self._tests[metric]
+            evidence |= {
+                f"llr_{metric}": self._promote_llr(metric),
+                f"mixture_{metric}": self._mixture(metric),
+                f"dispersion_{metric}": self._dispersion(metric),
+                f"outages_{metric}": float(test.outages),
+                f"live_{_singular(metric)}_rate": test.rate("live"),
+                f"canary_{_singular(metric)}_rate": test.rate("canary"),
+                f"canary_{metric}": float(test.canary_events),
+                f"live_{metric}": float(test.live_events),
+                f"{metric}_zero_event_requests": d.zero_requests[metric],
+            }
+        errors = self._tests["errors"]
+        evidence["canary_requests"] = float(errors.canary_requests)
+        evidence["live_requests"] = float(errors.live_requests)
+        return evidence
 
     def _verdict(self, outcome: _Outcome) -> Verdict:
-        decision: Decision
         if outcome == "TIMEOUT":
-            decision = self._timeout_decision()
-            reason = self._timeout_reason(decision)
-        else:
-            decision = outcome
-            reason = {
-                "ROLLBACK": self._rollback_reason,
-                "PROMOTE": self._promote_reason,
-                "CONTINUE": self._continue_reason,
-            }[outcome]()
-        return Verdict(decision, reason, self._periods, self._evidence())
+            return self._timeout_verdict()
+        reason = {
+            "ROLLBACK": self._rollback_reason,
+            "PROMOTE": self._promote_reason,
+            "CONTINUE": self._continue_reason,
+        }[outcome]()
+        return Verdict(outcome, reason, self._step_periods, self._evidence())
 
-    def _errors_text(self) -> str:
-        canary = _rate(self._canary_errors, self._canary_requests)
-        live = _rate(self._live_errors, self._live_requests)
-        return f"errors {_percent(canary)} vs live {_percent(live)}"
-
-    def _slow_text(self) -> str:
-        canary = _rate(self._canary_slow, self._canary_requests)
-        live = _rate(self._live_slow, self._live_requests)
-        return f"slow requests {_percent(canary)} vs live {_percent(live)}"
+    def _text(self, metric: Metric) -> str:
+        test = self._tests[metric]
+        what = "errors" if metric == "errors" else "slow requests"
+        return f"{what} {_percent(test.rate('canary'))} vs live {_percent(test.rate('live'))}"
 
     def _rollback_reason(self) -> str:
         d = self._design
-        worse = []
-        if self._llr_errors >= d.rollback_bound:
-            worse.append(f"{self._errors_text()} (LLR {self._llr_errors:.2f})")
-        if self._llr_slow >= d.rollback_bound:
-            worse.append(f"{self._slow_text()} (LLR {self._llr_slow:.2f})")
+        worse = [
+            f"{self._text(metric)} (mixture LR e^{self._mixture(metric):.2f})"
+            for metric in METRICS
+            if self._mixture(metric) >= d.rollback_bound
+        ]
+        canary = self._tests["errors"].canary_requests
         return (
-            f"Roll back: the canary is worse than live beyond chance after "
-            f"{self._canary_requests:,} canary requests: {' and '.join(worse)} reached the "
-            f"rollback bound {d.rollback_bound:.2f}."
+            f"Roll back: the canary is worse than live beyond chance after {canary:,} canary "
+            f"requests: {' and '.join(worse)} reached the rollback bound e^{d.rollback_bound:.2f}."
         )
 
     def _promote_reason(self) -> str:
-        errors = self._errors_text()
-        if self._errors_zero_path() and self._llr_errors > self._design.promote_bound:
-            errors = f"no canary error in {self._canary_requests:,} requests"
-        slow = self._slow_text()
-        if self._slow_zero_path() and self._llr_slow > self._design.promote_bound:
-            slow = f"no slow canary request in {self._canary_requests:,}"
+        parts = []
+        for metric in METRICS:
+            test = self._tests[metric]
+            if test.zero_path(self._design, metric) and not (
+                self._promote_llr(metric) <= self._design.promote_bound
+            ):
+                what = "canary error" if metric == "errors" else "slow canary request"
+                parts.append(f"no {what} in {test.canary_requests:,} requests")
+            else:
+                parts.append(self._text(metric))
         return (
-            f"Promote: after {self._canary_requests:,} canary requests the canary is no worse "
-            f"than live ({errors}; {slow})."
+            f"Promote step {self._steps}: after {self._tests['errors'].canary_requests:,} canary "
+            f"requests a {self._regressions()} regression is ruled out ({'; '.join(parts)})."
         )
+
+    def _regressions(self) -> str:
+        errors, slow = self.config.error_ratio, self.config.slow_ratio
+        return f"{errors:g}x" if errors == slow else f"{errors:g}x error or {slow:g}x slow"
 
     def _continue_reason(self) -> str:
         d = self._design
-        when = f"period {self._periods} of {d.max_periods}"
-        if self._canary_requests == 0:
+        when = f"step {self._steps}, period {self._step_periods} of {self.config.max_periods}"
+        canary = self._tests["errors"].canary_requests
+        if canary == 0:
             return f"Waiting: the canary has served no requests yet ({when})."
-        if self._errors_accepted() and self._slow_accepted():
+        if all(self._passed(metric) for metric in METRICS):
             return (
-                f"Waiting: both tests pass but the canary has served only "
-                f"{self._canary_requests:,} of the {d.min_canary_requests:,} requests required "
-                f"({when})."
+                f"Waiting: both tests pass but this step has served only "
+                f"{self._step_canary_requests:,} of the {self.config.min_canary_requests:,} "
+                f"canary requests required ({when})."
             )
         return (
-            f"Waiting for evidence after {self._canary_requests:,} canary requests: "
-            f"{self._errors_text()} (LLR {self._llr_errors:.2f}), {self._slow_text()} "
-            f"(LLR {self._llr_slow:.2f}); roll back at {d.rollback_bound:.2f}, promote when "
-            f"both reach {d.promote_bound:.2f} ({when})."
+            f"Waiting for evidence after {canary:,} canary requests: "
+            + ", ".join(
+                f"{self._text(metric)} (LLR {self._promote_llr(metric):.2f})" for metric in METRICS
+            )
+            + f"; a step passes when both reach {d.promote_bound:.2f} ({when})."
         )
 
-    def _timeout_decision(self) -> Decision:
-        if self._canary_requests < self._design.min_canary_requests:
-            return "ROLLBACK"
-        return self.config.on_timeout
-
-    def _timeout_reason(self, decision: Decision) -> str:
-        d = self._design
-        if decision == "ROLLBACK" and self._canary_requests < d.min_canary_requests:
-            why = (
-                f"rolling back: the canary served only {self._canary_requests:,} of the "
-                f"{d.min_canary_requests:,} requests required to promote"
-            )
+    def _timeout_verdict(self) -> Verdict:
+        config = self.config
+        enough = self._step_canary_requests >= config.min_canary_requests
+        decision: Decision
+        if config.on_timeout == "ROLLBACK":
+            decision, action = "ROLLBACK", "rolling back as configured (on_timeout)"
+        elif config.on_timeout == "PROMOTE" and enough:
+            decision, action = "PROMOTE", "promoting UNVERIFIED as configured (on_timeout)"
         else:
-            action = "rolling back" if decision == "ROLLBACK" else "promoting"
-            why = f"{action} as configured (on_timeout)"
-        needed = self._requests_to_detect_errors()
+            decision, action = "CONTINUE", "undecided: neither a pass nor a failure"
+        needed = self._requests_needed()
         power = (
-            f"; a {d.error_ratio:g}x error regression needs about {needed:,.0f} canary "
-            f"requests at this traffic"
+            f"; a decision needs about {needed:,.0f} canary requests at this traffic"
             if needed is not None
             else ""
         )
-        return (
-            f"The bake time ran out after {self._periods} periods without a decision, so "
-            f"{why}: {self._canary_requests:,} canary requests, {self._errors_text()}, "
-            f"{self._slow_text()}{power}."
+        reason = (
+            f"No decision after {self._step_periods} periods of step {self._steps}, "
+            f"{action}: {self._tests['errors'].canary_requests:,} canary requests, "
+            f"{self._text('errors')}, {self._text('slow')}{power}."
+        )
+        return Verdict(
+            decision,
+            reason,
+            self._step_periods,
+            self._evidence(),
+            verified=decision != "PROMOTE",
+            timed_out=True,
         )
 
-    def _requests_to_detect_errors(self) -> float | None:
-        """Wald's expected canary requests to roll back a canary worse by exactly the minimum
-        error regression, at the live error rate and canary share seen; None without them."""
-        requests = self._canary_requests + self._live_requests
-        live_rate = _rate(self._live_errors, self._live_requests)
-        if not self._canary_requests or not 0.0 < live_rate < 1.0:
+    def _requests_needed(self) -> float | None:
+        """The canary requests a step needs to pass a canary as good as live, at the rates and
+        share seen (see :func:`plan_step`); None before there are rates."""
+        errors, slow = self._tests["errors"], self._tests["slow"]
+        requests = errors.canary_requests + errors.live_requests
+        if not errors.canary_requests or not requests:
             return None
-        share = self._canary_requests / requests
-        return expected_sample_size(self.config, live_rate, share, self.config.error_ratio)
+        share = errors.canary_requests / requests
+        if not 0.0 < share < 1.0:
+            return None
+        return plan_step(
+            self.config, errors.rate("live"), slow.rate("live"), share, 1.0
+        ).canary_requests
+
+    # --- resuming --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as plain JSON data: ``from_dict`` carries a release across processes (an
+        interrupted ``watch`` resumes with its evidence)."""
+        return {
+            "steps": self._steps,
+            "periods": self._periods,
+            "step_periods": self._step_periods,
+            "step_canary_requests": self._step_canary_requests,
+            "tests": {
+                metric: {f.name: getattr(test, f.name) for f in fields(test)}
+                for metric, test in self._tests.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, config: JudgeConfig, data: dict[str, Any]) -> JudgeState:
+        """A state saved by ``to_dict``, judged by ``config``; ValueError when it is not one."""
+        state = cls(config)
+        try:
+            state._steps = int(data["steps"])
+            state._periods = int(data["periods"])
+            state._step_periods = int(data["step_periods"])
+            state._step_canary_requests = int(data["step_canary_requests"])
+            for metric in METRICS:
+                saved = dict(data["tests"][metric])
+                if len(saved["thetas"]) != len(THETAS):
+                    raise ValueError("saved for another mixture")
+                state._tests[metric] = _Test(**saved)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a saved judge state: {error}") from error
+        final = state._outcome()
+        if final in ("PROMOTE", "ROLLBACK"):
+            state._final = state._verdict(final)
+        return state
+
+
+def _singular(metric: Metric) -> str:
+    return "error" if metric == "errors" else "slow"
 
 
 def _rate(events: int, requests: int) -> float:
@@ -461,14 +625,68 @@ def _percent(rate: float) -> str:
 
 
 def judge(periods: Sequence[Period], config: JudgeConfig = DEFAULT_CONFIG) -> Verdict:
-    """Judge a bake from its periods, oldest first: see the module's docstring."""
+    """Judge one step from its periods, oldest first: the first PROMOTE or ROLLBACK is final
+    (the periods after it are ignored)."""
     state = JudgeState(config)
-    outcome = state._outcome()
+    verdict = state.verdict
     for period in periods:
-        outcome = state._step(period)
-        if outcome != "CONTINUE":
+        verdict = state.add(period)
+        if verdict.decision != "CONTINUE":
             break
-    return state._verdict(outcome)
+    return verdict
+
+
+# --- planning: the evidence a step needs -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What a step needs at the traffic seen: canary requests and periods for a canary as good
+    as live to pass (on average, Wald's approximation), and for one worse by the regression to
+    be rolled back."""
+
+    canary_requests: float
+    periods: float
+    rollback_canary_requests: float
+
+    def minutes(self, period_seconds: int) -> float:
+        return self.periods * period_seconds / 60.0
+
+
+def plan_step(
+    config: JudgeConfig,
+    live_error_rate: float,
+    live_slow_rate: float,
+    canary_share: float,
+    canary_requests_per_period: float,
+) -> StepPlan:
+    """How long a step needs (see :class:`StepPlan`): the slower of the two metrics, and no
+    less than ``min_canary_requests``. A metric whose live rate is 0 passes on the zero-event
+    path. ``math.inf`` when there is no canary traffic."""
+    _check_open_unit("canary_share", canary_share)
+    design = _design_of(config)
+    good, bad = [float(config.min_canary_requests)], [0.0]
+    rates: tuple[tuple[Metric, float], ...] = (
+        ("errors", live_error_rate),
+        ("slow", live_slow_rate),
+    )
+    for metric, rate in rates:
+        ratio = design.ratio[metric]
+        if rate <= 0.0:
+            good.append(design.zero_requests[metric])
+            continue
+        good.append(_sample_size(config, min(rate, 0.5), canary_share, 1.0, ratio))
+        bad.append(_sample_size(config, min(rate, 0.5), canary_share, ratio, ratio))
+    requests = max(good)
+    periods = requests / canary_requests_per_period if canary_requests_per_period > 0 else math.inf
+    return StepPlan(requests, periods, max(bad))
+
+
+def _sample_size(
+    config: JudgeConfig, rate: float, share: float, true_ratio: float, ratio: float
+) -> float:
+    errors = _expected_events(config, share, true_ratio, ratio)
+    return errors * share / (rate * (true_ratio * share + 1.0 - share))
 
 
 # --- Wald's expected sample size ------------------------------------------------------------
@@ -476,34 +694,40 @@ def judge(periods: Sequence[Period], config: JudgeConfig = DEFAULT_CONFIG) -> Ve
 
 def expected_errors(config: JudgeConfig, canary_share: float, true_ratio: float) -> float:
     """Wald's approximate expected number of errors *observed* (live and canary together)
-    before the error SPRT stops, when the canary's error rate is ``true_ratio`` times live's
+    before the error test decides, when the canary's error rate is ``true_ratio`` times live's
     and the canary serves ``canary_share`` of the requests.
 
-    Each error is a step of the LLR: ``Z = log(q1/q0)`` if it hit the canary, which it does
-    with probability ``q = theta·s/(theta·s + 1 - s)`` (s the share, theta the true ratio), else
+    The decision is approximated by one SPRT of 1 against ``error_ratio``: the promote bound
+    B = log(beta), and the rollback bound ``A = log(2/alpha) + log(len(THETAS))``, the level the
+    component of the mixture at the regression must reach for the average to reach its bound.
+    Each error is a step of the LLR: ``Z = log(q1/q0)`` if it hit the canary, which it does with
+    probability ``q = theta·s/(theta·s + 1 - s)`` (s the share, theta the true ratio), else
     ``Z = log((1 - q1)/(1 - q0))``. Let h != 0 solve
 
         q·(q1/q0)^h + (1 - q)·((1 - q1)/(1 - q0))^h = 1;
 
     the probability of accepting H0 is ``L = (e^(hA) - 1)/(e^(hA) - e^(hB))`` and
 
-        E[M] = (L·B + (1 - L)·A) / E[Z],     or  -A·B / E[Z^2]  when E[Z] = 0,
+        E[M] = (L·B + (1 - L)·A) / E[Z],     or  -A·B / E[Z^2]  when E[Z] = 0.
 
-    with A and B the rollback and promote bounds. It neglects the overshoot over the bounds
-    (so real runs are a little longer), the slow-request test, the zero-event path,
-    ``min_canary_requests`` and ``max_periods``.
+    It neglects the overshoot over the bounds, the slow-request test, the zero-event path,
+    ``min_canary_requests`` and ``max_periods``: a plan, not a promise.
     """
-    _check_open_unit("canary_share", canary_share)
+    return _expected_events(config, canary_share, true_ratio, config.error_ratio)
+
+
+def _expected_events(config: JudgeConfig, share: float, true_ratio: float, ratio: float) -> float:
+    _check_open_unit("canary_share", share)
     if not _is_real(true_ratio) or not 0.0 < true_ratio < math.inf:
         raise ValueError(f"true_ratio must be a positive finite number, got {true_ratio!r}")
     design = _design_of(config)
-    s = canary_share
-    q0 = s
-    q1 = config.error_ratio * s / (config.error_ratio * s + 1.0 - s)
-    q = true_ratio * s / (true_ratio * s + 1.0 - s)
+    q0 = share
+    q1 = ratio * share / (ratio * share + 1.0 - share)
+    q = true_ratio * share / (true_ratio * share + 1.0 - share)
     up = math.log(q1 / q0)
     down = math.log((1.0 - q1) / (1.0 - q0))
-    upper, lower = design.rollback_bound, design.promote_bound
+    upper = design.rollback_bound + math.log(len(THETAS))
+    lower = design.promote_bound
     mean = q * up + (1.0 - q) * down
     if abs(mean) < 1e-12:
         return -upper * lower / (q * up * up + (1.0 - q) * down * down)
@@ -520,18 +744,13 @@ def expected_errors(config: JudgeConfig, canary_share: float, true_ratio: float)
 def expected_sample_size(
     config: JudgeConfig, live_error_rate: float, canary_share: float, true_ratio: float
 ) -> float:
-    """Wald's approximate expected number of *canary requests* before the error SPRT stops: the
-    "SPRT bound" reference for comparing judges.
-
-    ``expected_errors(config, canary_share, true_ratio) · s / (p·(theta·s + 1 - s))``: per canary
-    request the bake sees theta·p canary errors and p·(1 - s)/s live errors on average (p the live
-    error rate, s the canary share, theta the true ratio). Divide by the canary requests per period
-    for periods. Same caveats as ``expected_errors``.
-    """
+    """Wald's approximate expected number of *canary requests* before the error test decides:
+    ``expected_errors(config, canary_share, true_ratio) · s / (p·(theta·s + 1 - s))``, since per
+    canary request the step sees theta·p canary errors and p·(1 - s)/s live errors on average (p
+    the live error rate, s the canary share, theta the true ratio). Same caveats as
+    ``expected_errors``."""
     _check_open_unit("live_error_rate", live_error_rate)
-    errors = expected_errors(config, canary_share, true_ratio)
-    s = canary_share
-    return errors * s / (live_error_rate * (true_ratio * s + 1.0 - s))
+    return _sample_size(config, live_error_rate, canary_share, true_ratio, config.error_ratio)
 
 
 def _check_open_unit(name: str, value: float) -> None:

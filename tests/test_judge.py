@@ -1,18 +1,18 @@
-"""The canary judge: crafted series, the incremental form, and Monte Carlo checks of the error
-rates and of Wald's expected sample size (seeded, so every run draws the same numbers)."""
+"""The canary judge: crafted series for each rule (mixture rollback, promote test, steps, outage
+guard, warm-up, dispersion, timeouts, resuming), and seeded Monte Carlo checks of the promises
+for whole releases (every step) and of the plan."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
 
 import pytest
 
 from release.judge import (
     RATE_FLOOR,
+    THETAS,
     JudgeConfig,
     JudgeState,
     Period,
@@ -20,206 +20,244 @@ from release.judge import (
     expected_errors,
     expected_sample_size,
     judge,
+    plan_step,
 )
 
 CONFIG = JudgeConfig()
-ALPHA_PER_TEST = CONFIG.false_rollback_rate / 2
-ROLLBACK_BOUND = math.log((1 - CONFIG.false_promote_rate) / ALPHA_PER_TEST)
-PROMOTE_BOUND = math.log(CONFIG.false_promote_rate / (1 - ALPHA_PER_TEST))
-EVIDENCE_KEYS = {
-    "llr_errors",
-    "llr_slow",
-    "rollback_bound",
-    "promote_bound",
-    "live_error_rate",
-    "canary_error_rate",
-    "live_slow_rate",
-    "canary_slow_rate",
-    "canary_requests",
-    "live_requests",
-}
-
-
-def prefix_verdicts(periods: list[Period], config: JudgeConfig = CONFIG) -> list[Verdict]:
-    """judge() on every non-empty prefix."""
-    return [judge(periods[:k], config) for k in range(1, len(periods) + 1)]
+ROLLBACK_BOUND = math.log(2 / CONFIG.false_rollback_rate)
+PROMOTE_BOUND = math.log(CONFIG.false_promote_rate)
 
 
 def llr_step(canary: int, live: int, n_c: int, n_l: int, ratio: float) -> float:
-    """One period's LLR increment, written out as in the brief: c·log(q1/q0) + l·log(...)."""
+    """One period's LLR increment, written out: c·log(q1/q0) + l·log((1 - q1)/(1 - q0))."""
     q0 = n_c / (n_c + n_l)
     q1 = ratio * n_c / (ratio * n_c + n_l)
     return canary * math.log(q1 / q0) + live * math.log((1 - q1) / (1 - q0))
 
 
-# --- crafted series -----------------------------------------------------------------------------
+def mixture(steps: list[tuple[int, int, int, int]]) -> float:
+    """The log of the mixture likelihood ratio over THETAS of the (c, l, n_c, n_l) periods,
+    each period's LLR capped at half the rollback bound."""
+    llrs = [
+        sum(min(llr_step(c, l_, n_c, n_l, theta), ROLLBACK_BOUND / 2) for c, l_, n_c, n_l in steps)
+        for theta in THETAS
+    ]
+    return math.log(sum(math.exp(llr) for llr in llrs) / len(llrs))
 
 
-def test_equal_rates_promote_once_both_tests_accept() -> None:
-    # 0.5% errors and 2% slow on both; the error test needs about 20 periods at this traffic.
-    period = Period(1000, 5, 20, 200, 1, 4)
-    verdicts = prefix_verdicts([period] * 40)
-    decided = next(v for v in verdicts if v.decision != "CONTINUE")
-    assert decided.decision == "PROMOTE"
-    assert all(v.decision == "CONTINUE" for v in verdicts[: decided.periods - 1])
-    assert decided.evidence["llr_errors"] <= PROMOTE_BOUND
-    assert decided.evidence["llr_slow"] <= PROMOTE_BOUND
-    # the first period at which the error LLR is at or below the promote bound
-    step = llr_step(1, 5, 200, 1000, 2.0)
-    assert decided.periods == math.ceil(PROMOTE_BOUND / step)
-    assert decided.periods <= 25
-    assert "no worse than live" in decided.reason
-
-
-def test_equal_rates_do_not_promote_before_min_canary_requests() -> None:
-    config = JudgeConfig(min_canary_requests=6000)
-    period = Period(1000, 5, 20, 200, 1, 4)  # the tests accept at 20 periods, 4,000 requests
-    verdicts = prefix_verdicts([period] * 40, config)
-    assert [v.decision for v in verdicts[:29]] == ["CONTINUE"] * 29
-    assert "only 5,800 of the 6,000 requests" in verdicts[28].reason
-    assert verdicts[29].decision == "PROMOTE"
-    assert verdicts[29].evidence["canary_requests"] == 6000
-
-
-def test_five_times_worse_errors_roll_back_within_three_periods() -> None:
-    # 10% canary share of 1,000 requests a minute; live at 1% errors, the canary at 5%.
-    verdicts = prefix_verdicts([Period(900, 9, 18, 100, 5, 2)] * 10)
-    decided = next(v for v in verdicts if v.decision != "CONTINUE")
-    assert decided.decision == "ROLLBACK"
-    assert decided.periods <= 3
-    assert decided.evidence["llr_errors"] >= ROLLBACK_BOUND
-    assert decided.evidence["llr_slow"] < ROLLBACK_BOUND
-    assert "errors 5% vs live 1%" in decided.reason
-    assert "slow" not in decided.reason
-
-
-def test_a_broken_canary_rolls_back_in_one_period() -> None:
-    verdict = judge([Period(900, 0, 0, 100, 100, 0)])
-    assert (verdict.decision, verdict.periods) == ("ROLLBACK", 1)
-
-
-def test_twice_the_slow_share_rolls_back_via_the_slow_test() -> None:
-    # errors equal at 1%; 5% of live requests are slow, 10% of the canary's
-    verdict = judge([Period(1000, 10, 50, 100, 1, 10)] * 20)
-    assert verdict.decision == "ROLLBACK"
-    assert verdict.evidence["llr_slow"] >= ROLLBACK_BOUND
-    assert verdict.evidence["llr_errors"] < 0
-    assert verdict.periods == math.ceil(ROLLBACK_BOUND / llr_step(10, 50, 100, 1000, 2.0))
-    assert "slow requests 10% vs live 5%" in verdict.reason
-    assert "errors" not in verdict.reason
-
-
-@pytest.mark.parametrize("on_timeout", ["ROLLBACK", "PROMOTE"])
-def test_no_canary_traffic_times_out_with_a_rollback_whatever_is_configured(
-    on_timeout: Literal["PROMOTE", "ROLLBACK"],
-) -> None:
-    config = JudgeConfig(on_timeout=on_timeout)
-    periods = [Period(1000, 5, 10, 0, 0, 0)] * (config.max_periods + 10)
+def prefix_verdicts(periods: list[Period], config: JudgeConfig = CONFIG) -> list[Verdict]:
     state = JudgeState(config)
-    verdicts = [state.add(period) for period in periods]
-    assert {v.decision for v in verdicts[: config.max_periods - 1]} == {"CONTINUE"}
-    assert "no requests yet" in verdicts[0].reason
-    timeout = verdicts[config.max_periods - 1]
-    assert (timeout.decision, timeout.periods) == ("ROLLBACK", config.max_periods)
-    assert "bake time ran out" in timeout.reason
-    assert "served only 0 of the 100 requests required" in timeout.reason
-    assert timeout.evidence["canary_requests"] == 0
-    assert judge(periods, config) == timeout
-    assert verdicts[-1] == timeout  # the decision is final
+    return [state.add(period) for period in periods]
 
 
-@pytest.mark.parametrize(
-    "period",
-    [
-        Period(0, 0, 0, 1, 1, 0),  # nothing else at all
-        Period(100, 0, 0, 10, 1, 0),  # live traffic without errors
-    ],
-)
-def test_a_single_canary_error_is_not_enough(period: Period) -> None:
-    verdict = judge([period])
-    assert verdict.decision == "CONTINUE"
-    assert verdict.evidence["canary_errors"] == 1
-    assert 0 <= verdict.evidence["llr_errors"] < ROLLBACK_BOUND
+def first_decision(verdicts: list[Verdict]) -> Verdict:
+    return next(v for v in verdicts if v.decision != "CONTINUE")
+
+
+# --- the two decisions ------------------------------------------------------------------------
+
+
+def test_equal_rates_promote_once_both_tests_reach_log_beta() -> None:
+    period = Period(1000, 5, 20, 200, 1, 4)  # 0.5% errors, 2% slow, on both sides
+    verdicts = prefix_verdicts([period] * 40)
+    decided = first_decision(verdicts)
+    assert decided.decision == "PROMOTE"
+    assert decided.verified
+    # Periods in exact proportion carry no overdispersion: the LLRs are Wald's, undivided.
+    assert decided.evidence["dispersion_errors"] == 1.0
+    assert decided.evidence["llr_errors"] <= PROMOTE_BOUND
+    # Both must pass; the slow test waits out the warm-up (2 periods) first.
+    errors = math.ceil(PROMOTE_BOUND / llr_step(1, 5, 200, 1000, 2.0))
+    slow = 2 + math.ceil(PROMOTE_BOUND / llr_step(4, 20, 200, 1000, 2.0))
+    assert decided.periods == max(errors, slow) == 20
+    assert decided.reason.startswith("Promote step 1: after")
+    assert "a 2x regression is ruled out" in decided.reason
+
+
+def test_a_step_needs_min_canary_requests_of_its_own() -> None:
+    config = JudgeConfig(min_canary_requests=6000)
+    verdicts = prefix_verdicts([Period(1000, 5, 20, 200, 1, 4)] * 40, config)
+    assert [v.decision for v in verdicts[:29]] == ["CONTINUE"] * 29
+    assert "only 5,800 of the 6,000 canary requests" in verdicts[28].reason
+    assert verdicts[29].decision == "PROMOTE"
+
+
+def test_rollback_is_the_mixture_likelihood_ratio_over_thetas() -> None:
+    # 10% canary share; live at 1% errors, the canary at 5%.
+    period = Period(900, 9, 18, 100, 5, 2)
+    verdicts = prefix_verdicts([period] * 10)
+    decided = first_decision(verdicts)
+    assert decided.decision == "ROLLBACK"
+    k = decided.periods
+    assert decided.evidence["mixture_errors"] == pytest.approx(mixture([(5, 9, 100, 900)] * k))
+    assert mixture([(5, 9, 100, 900)] * (k - 1)) < ROLLBACK_BOUND <= mixture([(5, 9, 100, 900)] * k)
+    assert "errors 5% vs live 1%" in decided.reason
+    assert "slow" not in decided.reason.split("reached")[0]
+
+
+def test_a_broken_canary_rolls_back_in_two_periods() -> None:
+    # One period never does more than half of a rollback's work (a burst is not a regression):
+    # a canary failing every request is rolled back at its second period.
+    verdict = judge([Period(900, 0, 0, 100, 100, 0)] * 3)
+    assert (verdict.decision, verdict.periods) == ("ROLLBACK", 2)
+    assert judge([Period(900, 0, 0, 100, 100, 0)]).decision == "CONTINUE"
+
+
+def test_a_canary_failing_where_live_never_does_rolls_back_on_a_handful_of_errors() -> None:
+    # Live has no error at all; every error is the canary's. A test tuned to 2x alone needs
+    # log(200)/log(2/1.1) = 9 errors at a 10% share; the mixture's 21x needs 4.
+    periods = [Period(2700, 0, 27, 300, 1, 3)] * 10
+    decided = first_decision(prefix_verdicts(periods))
+    assert decided.decision == "ROLLBACK"
+    assert decided.evidence["canary_errors"] <= 4
+
+
+def test_twice_the_slow_share_rolls_back_through_the_slow_test() -> None:
+    verdict = judge([Period(1000, 10, 50, 100, 1, 10)] * 40)
+    assert verdict.decision == "ROLLBACK"
+    assert verdict.evidence["mixture_slow"] >= ROLLBACK_BOUND
+    assert verdict.evidence["mixture_errors"] < ROLLBACK_BOUND
+    assert "slow requests 10% vs live 5%" in verdict.reason
+
+
+# --- steps, and the evidence carried across them ------------------------------------------------
+
+
+def test_evidence_is_carried_across_steps_but_each_step_needs_its_own_requests() -> None:
+    state = JudgeState(JudgeConfig(min_canary_requests=500))
+    first = [state.add(Period(1000, 5, 20, 200, 1, 4)) for _ in range(30)]
+    assert first_decision(first).decision == "PROMOTE"
+    assert state.add(Period(1000, 5, 20, 200, 1, 4)).decision == "PROMOTE"  # final for the step
+    state.start_step()  # 10% -> 25%
+    second = [state.add(Period(750, 4, 15, 250, 1, 5)) for _ in range(3)]
+    # The carried LLRs already pass: the step waits only for its own 500 canary requests.
+    assert [v.decision for v in second] == ["CONTINUE", "PROMOTE", "PROMOTE"]
+    assert second[1].evidence["step"] == 2
+    assert second[1].reason.startswith("Promote step 2")
+
+
+def test_a_rollback_ends_the_release() -> None:
+    state = JudgeState(CONFIG)
+    state.add(Period(900, 0, 0, 100, 100, 0))
+    assert state.add(Period(900, 0, 0, 100, 100, 0)).decision == "ROLLBACK"
+    state.start_step()
+    assert state.add(Period(900, 5, 5, 100, 0, 0)).decision == "ROLLBACK"
+    assert state.steps == 1
+
+
+# --- robustness -----------------------------------------------------------------------------
+
+
+def test_a_shared_outage_is_left_out_and_does_not_pass_a_bad_canary() -> None:
+    # The canary fails twice as often as live; in minutes 0-2 a dependency fails half of all
+    # requests on both sides. Counted, those minutes would be strong evidence of "as good as
+    # live" (c/m equal to the share) and carry the release to a promotion.
+    outage = [Period(2700, 1350, 27, 300, 150, 3)] * 3
+    after = [Period(2700, 14, 27, 300, 3, 3)] * 20
+    guarded = prefix_verdicts(outage + after)
+    assert guarded[2].evidence["outages_errors"] == 3
+    # Nothing of the outage counted, so the 2x regression after it is judged on its own.
+    assert guarded[2].evidence["llr_errors"] == 0.0
+    assert all(v.decision != "PROMOTE" for v in guarded)
+    assert llr_step(150, 1350, 300, 2700, 2.0) * 3 < PROMOTE_BOUND  # counted, it would pass
+
+
+def test_an_outage_needs_lives_rate_far_and_significantly_above_the_releases() -> None:
+    state = JudgeState(replace(CONFIG, min_canary_requests=10**9))
+    for _ in range(10):
+        state.add(Period(2700, 14, 27, 300, 1, 3))  # 0.5%
+    state.add(Period(2700, 40, 27, 300, 4, 3))  # 1.5%: up, not an outage
+    assert state.verdict.evidence["outages_errors"] == 0
+    state.add(Period(2700, 200, 27, 300, 22, 3))  # 7.4%: an outage
+    assert state.verdict.evidence["outages_errors"] == 1
+    # A canary failing alone is a regression, however high its rate: never an outage.
+    state.add(Period(2700, 14, 27, 300, 300, 3))
+    assert state.verdict.evidence["outages_errors"] == 1
+
+
+def test_a_shared_slowdown_is_left_out_of_the_slow_test() -> None:
+    config = replace(CONFIG, min_canary_requests=10**9)
+    slowdown = [Period(2700, 14, 1350, 300, 1, 150)] * 3
+    after = [Period(2700, 14, 27, 300, 1, 6)] * 6
+    verdicts = prefix_verdicts([Period(2700, 14, 27, 300, 1, 6)] * 3 + slowdown + after, config)
+    assert verdicts[-1].evidence["outages_slow"] == 3
+
+
+def test_a_slow_first_minute_of_a_step_is_a_warm_up_not_a_regression() -> None:
+    cold = Period(2700, 14, 27, 300, 1, 60)  # 20% of the canary slow: cold starts
+    warm = Period(2700, 14, 27, 300, 1, 3)
+    state = JudgeState(CONFIG)
+    for period in [cold, cold] + [warm] * 3:
+        assert state.add(period).decision == "CONTINUE"
+    assert state.verdict.evidence["canary_slow"] == 9  # the two cold minutes not judged
+    state = JudgeState(JudgeConfig(warmup_seconds=0))
+    assert first_decision([state.add(p) for p in [cold, cold, warm]]).decision == "ROLLBACK"
+
+
+def test_a_burst_of_errors_does_half_a_rollbacks_work_at_most() -> None:
+    calm = Period(270, 1, 3, 30, 0, 0)
+    burst = Period(270, 1, 3, 30, 7, 0)  # one bad execution environment: 7 errors at once
+    verdicts = prefix_verdicts([calm] * 20 + [burst] + [calm] * 5)
+    assert all(v.decision == "CONTINUE" for v in verdicts)
+    jump = verdicts[20].evidence["mixture_errors"] - verdicts[19].evidence["mixture_errors"]
+    assert llr_step(7, 1, 30, 270, 21.0) > ROLLBACK_BOUND  # uncapped, it alone would do it
+    assert jump <= ROLLBACK_BOUND / 2
+
+
+def test_clustered_live_errors_raise_the_dispersion() -> None:
+    config = replace(CONFIG, min_canary_requests=10**9)
+    # Live's errors come 0 or 12 at a time (bursts), the same 0.5% on average.
+    periods = [Period(2400, 12 * (k % 2), 24, 300, 0, 3) for k in range(40)]
+    assert prefix_verdicts(periods, config)[-1].evidence["dispersion_errors"] > 3.0
+    steady = [Period(2400, 6, 24, 300, 0, 3)] * 40
+    assert prefix_verdicts(steady, config)[-1].evidence["dispersion_errors"] == 1.0
+
+
+# --- too little traffic ---------------------------------------------------------------------------
+
+# Neither bound is reached in 60 periods: the canary fails 1.5 times as often as live.
+UNDECIDED = ([Period(270, 1, 3, 30, 1, 0)] + [Period(270, 1, 3, 30, 0, 0)] * 5) * 10
+
+
+def test_an_undecided_step_waits_by_default_neither_pass_nor_failure() -> None:
+    verdicts = prefix_verdicts(UNDECIDED + UNDECIDED[:6])
+    timeout = verdicts[CONFIG.max_periods - 1]
+    assert (timeout.decision, timeout.timed_out) == ("CONTINUE", True)
+    assert "undecided: neither a pass nor a failure" in timeout.reason
+    assert "a decision needs about" in timeout.reason
+    assert not verdicts[CONFIG.max_periods - 2].timed_out
+    assert verdicts[-1].timed_out  # judging goes on: evidence may still decide
+
+
+def test_promoting_on_timeout_is_marked_unverified_and_needs_traffic() -> None:
+    promoted = prefix_verdicts(UNDECIDED, replace(CONFIG, on_timeout="PROMOTE"))[-1]
+    assert (promoted.decision, promoted.verified, promoted.timed_out) == ("PROMOTE", False, True)
+    assert "promoting UNVERIFIED" in promoted.reason
+    # No canary traffic is never promoted, whatever is configured.
+    empty = [Period(1000, 5, 10, 0, 0, 0)] * CONFIG.max_periods
+    verdict = prefix_verdicts(empty, replace(CONFIG, on_timeout="PROMOTE"))[-1]
+    assert (verdict.decision, verdict.timed_out) == ("CONTINUE", True)
+    rolled = prefix_verdicts(UNDECIDED, replace(CONFIG, on_timeout="ROLLBACK"))[-1]
+    assert (rolled.decision, rolled.timed_out) == ("ROLLBACK", True)
+
+
+def test_zero_events_pass_once_a_floor_rate_regression_would_have_shown() -> None:
+    needed = math.log(1 / CONFIG.false_promote_rate) / (CONFIG.error_ratio * RATE_FLOOR)
+    no_warmup = replace(CONFIG, warmup_seconds=0)
+    verdicts = prefix_verdicts([Period(2700, 0, 0, 300, 0, 0)] * 10, no_warmup)
+    assert [v.decision for v in verdicts[:7]] == ["CONTINUE"] * 7  # 2,100 canary requests
+    assert verdicts[7].decision == "PROMOTE"  # 2,400
+    assert "no canary error in 2,400 requests" in verdicts[7].reason
+    assert verdicts[7].evidence["errors_zero_event_requests"] == pytest.approx(needed)
 
 
 def test_no_traffic_at_all_is_not_a_pass() -> None:
     verdicts = prefix_verdicts([Period(0, 0, 0, 0, 0, 0)] * 59)
     assert {v.decision for v in verdicts} == {"CONTINUE"}
-    empty = judge([])
-    assert (empty.decision, empty.periods) == ("CONTINUE", 0)
+    assert "no requests yet" in verdicts[0].reason
 
 
-def test_zero_events_pass_once_a_floor_rate_regression_would_have_shown() -> None:
-    needed = math.log(1 / CONFIG.false_promote_rate) / (CONFIG.error_ratio * RATE_FLOOR)
-    assert 2302 < needed < 2303
-    verdicts = prefix_verdicts([Period(2700, 0, 0, 300, 0, 0)] * 10)
-    assert [v.decision for v in verdicts[:7]] == ["CONTINUE"] * 7  # 2,100 canary requests
-    assert verdicts[7].decision == "PROMOTE"  # 2,400
-    assert verdicts[7].evidence["llr_errors"] == 0.0
-    assert "no canary error in 2,400 requests" in verdicts[7].reason
-    assert verdicts[7].evidence["errors_zero_event_requests"] == pytest.approx(needed)
-
-
-def test_one_canary_error_closes_the_zero_event_path() -> None:
-    periods = [Period(2700, 0, 0, 300, 1, 0)] + [Period(2700, 0, 0, 300, 0, 0)] * 70
-    verdict = judge(periods, JudgeConfig(on_timeout="ROLLBACK"))
-    assert (verdict.decision, verdict.periods) == ("ROLLBACK", 60)
-    assert "bake time ran out" in verdict.reason
-    assert verdict.evidence["llr_errors"] > verdict.evidence["promote_bound"]
-
-
-def test_a_baseline_spike_during_a_high_canary_share_is_not_a_regression() -> None:
-    # Both versions fail 10% of requests in the first minute, while the canary has 90% of the
-    # traffic, then 0.5% at a 10% share: pooled, the canary looks 8x worse; per period it is not.
-    periods = [Period(100, 10, 0, 900, 90, 0), Period(1800, 9, 0, 200, 1, 0)]
-    verdict = judge(periods)
-    assert verdict.evidence["canary_error_rate"] > 8 * verdict.evidence["live_error_rate"]
-    assert verdict.decision == "CONTINUE"
-    assert verdict.evidence["llr_errors"] < 0
-
-
-def test_evidence_is_complete_and_consistent() -> None:
-    periods = [
-        Period(900, 9, 30, 100, 3, 4),
-        Period(1000, 0, 7, 0, 0, 0),  # no canary traffic: contributes nothing
-        Period(800, 4, 16, 200, 2, 9),
-    ]
-    verdict = judge(periods)
-    evidence = verdict.evidence
-    assert evidence.keys() >= EVIDENCE_KEYS
-    assert all(isinstance(value, float) for value in evidence.values())
-    assert verdict.periods == 3
-    assert evidence["live_requests"] == 1700
-    assert evidence["canary_requests"] == 300
-    assert evidence["live_error_rate"] == pytest.approx(13 / 1700)
-    assert evidence["canary_error_rate"] == pytest.approx(5 / 300)
-    assert evidence["live_slow_rate"] == pytest.approx(46 / 1700)
-    assert evidence["canary_slow_rate"] == pytest.approx(13 / 300)
-    assert evidence["rollback_bound"] == pytest.approx(math.log(0.99 / 0.005))
-    assert evidence["promote_bound"] == pytest.approx(math.log(0.01 / 0.995))
-    assert evidence["llr_errors"] == pytest.approx(
-        llr_step(3, 9, 100, 900, 2.0) + llr_step(2, 4, 200, 800, 2.0)
-    )
-    assert evidence["llr_slow"] == pytest.approx(
-        llr_step(4, 30, 100, 900, 2.0) + llr_step(9, 16, 200, 800, 2.0)
-    )
-
-
-def test_ratios_are_configurable_per_metric() -> None:
-    config = JudgeConfig(error_ratio=3.0, slow_ratio=1.5)
-    verdict = judge([Period(900, 9, 30, 100, 3, 4)], config)
-    assert verdict.evidence["llr_errors"] == pytest.approx(llr_step(3, 9, 100, 900, 3.0))
-    assert verdict.evidence["llr_slow"] == pytest.approx(llr_step(4, 30, 100, 900, 1.5))
-
-
-def test_judge_stops_at_the_first_decision() -> None:
-    bad, good = Period(900, 0, 0, 100, 100, 0), Period(900, 5, 5, 100, 0, 0)
-    verdict = judge([bad] + [good] * 100)
-    assert (verdict.decision, verdict.periods) == ("ROLLBACK", 1)
-    assert verdict.evidence["canary_requests"] == 100
-
-
-# --- the incremental form -----------------------------------------------------------------------
+# --- the incremental form, and resuming -------------------------------------------------------
 
 
 def random_series(rng: random.Random, length: int) -> list[Period]:
@@ -245,22 +283,31 @@ def random_series(rng: random.Random, length: int) -> list[Period]:
     return periods
 
 
-def test_judge_state_matches_judge_on_every_prefix() -> None:
+def test_judge_matches_the_state_and_a_resumed_state_matches_both() -> None:
     rng = random.Random(20240601)  # noqa: S311 - simulation, not cryptography
     outcomes = set()
     for _ in range(12):
         periods = random_series(rng, 75)
         state = JudgeState(CONFIG)
-        assert state.verdict == judge([])
         for k, period in enumerate(periods, start=1):
             added = state.add(period)
-            assert added == judge(periods[:k])
-            assert state.verdict == added
-        outcomes.add("timeout" if "ran out" in added.reason else added.decision)
-    assert outcomes == {"PROMOTE", "ROLLBACK", "timeout"}  # every path was compared
+            if k == 30:
+                # Saved and restored mid-release (an interrupted watch): nothing is lost.
+                state = JudgeState.from_dict(CONFIG, state.to_dict())
+                assert state.verdict == added
+            if added.decision != "CONTINUE":
+                break
+        assert judge(periods) == added
+        outcomes.add("timeout" if added.timed_out else added.decision)
+    assert {"PROMOTE", "ROLLBACK"} <= outcomes
 
 
-# --- Monte Carlo --------------------------------------------------------------------------------
+def test_a_saved_state_that_is_not_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a saved judge state"):
+        JudgeState.from_dict(CONFIG, {"steps": 1})
+
+
+# --- Monte Carlo: the promises, for whole releases ------------------------------------------------
 
 
 def binomial(rng: random.Random, n: int, p: float) -> int:
@@ -278,44 +325,57 @@ def binomial(rng: random.Random, n: int, p: float) -> int:
         successes += 1
 
 
-def test_binomial_sampler_has_the_right_mean_and_variance() -> None:
-    rng = random.Random(7)  # noqa: S311 - simulation, not cryptography
-    draws = [binomial(rng, 400, 0.05) for _ in range(20000)]
-    mean = sum(draws) / len(draws)
-    variance = sum((d - mean) ** 2 for d in draws) / len(draws)
-    assert mean == pytest.approx(20.0, rel=0.01)
-    assert variance == pytest.approx(400 * 0.05 * 0.95, rel=0.05)
-
-
 @dataclass(frozen=True)
-class Bake:
-    """A simulated release: fixed traffic per period, live rates and the canary's ratios."""
+class Workflow:
+    """A simulated release through the steps 10 -> 25 -> 50%: fixed traffic per period, live's
+    rates and the canary's ratios; ``burst`` > 1 makes errors arrive in bursts of that mean
+    size (clustered in execution environments)."""
 
-    live_requests: int
-    canary_requests: int
+    requests: int
     error_rate: float
     slow_rate: float
-    error_ratio: float
-    slow_ratio: float
+    error_ratio: float = 1.0
+    slow_ratio: float = 1.0
+    burst: float = 1.0
+    shares: tuple[float, ...] = (0.1, 0.25, 0.5)
+    max_periods: int = 600
 
-    def run(self, rng: random.Random, config: JudgeConfig = CONFIG) -> Verdict:
+    def errors(self, rng: random.Random, n: int, rate: float) -> int:
+        if self.burst == 1.0:
+            return binomial(rng, n, rate)
+        bursts = binomial(rng, n, rate / self.burst)
+        log_stay = math.log(1 - 1 / self.burst)
+        return sum(1 + int(math.log(1 - rng.random()) / log_stay) for _ in range(bursts))
+
+    def run(self, rng: random.Random, config: JudgeConfig = CONFIG) -> str:
         state = JudgeState(config)
-        while True:
-            verdict = state.add(
-                Period(
-                    self.live_requests,
-                    binomial(rng, self.live_requests, self.error_rate),
-                    binomial(rng, self.live_requests, self.slow_rate),
-                    self.canary_requests,
-                    binomial(rng, self.canary_requests, self.error_rate * self.error_ratio),
-                    binomial(rng, self.canary_requests, self.slow_rate * self.slow_ratio),
+        periods = 0
+        for share in self.shares:
+            state.start_step()
+            n_c = round(self.requests * share)
+            n_l = self.requests - n_c
+            while True:
+                periods += 1
+                if periods > self.max_periods:
+                    return "UNDECIDED"
+                verdict = state.add(
+                    Period(
+                        n_l,
+                        self.errors(rng, n_l, self.error_rate),
+                        binomial(rng, n_l, self.slow_rate),
+                        n_c,
+                        self.errors(rng, n_c, self.error_rate * self.error_ratio),
+                        binomial(rng, n_c, self.slow_rate * self.slow_ratio),
+                    )
                 )
-            )
-            if verdict.decision != "CONTINUE":
-                return verdict
+                if verdict.decision == "ROLLBACK":
+                    return "ROLLBACK"
+                if verdict.decision == "PROMOTE":
+                    break
+        return "PROMOTE"
 
 
-RELEASES = 2000
+RELEASES = 600
 
 
 def tolerance(rate: float, n: int) -> float:
@@ -323,107 +383,96 @@ def tolerance(rate: float, n: int) -> float:
     return 3 * math.sqrt(rate * (1 - rate) / n)
 
 
-def tally(verdicts: list[Verdict]) -> dict[str, float]:
-    """Shares of the releases by how they ended; timeouts apart from decisions on evidence."""
-
-    def share(ended: Callable[[Verdict], bool]) -> float:
-        return sum(1 for verdict in verdicts if ended(verdict)) / len(verdicts)
-
-    def timed_out(v: Verdict) -> bool:
-        return "ran out" in v.reason
-
-    return {
-        "promote": share(lambda v: v.decision == "PROMOTE" and not timed_out(v)),
-        "rollback": share(lambda v: v.decision == "ROLLBACK" and not timed_out(v)),
-        "rollback_errors": share(
-            lambda v: v.evidence["llr_errors"] >= v.evidence["rollback_bound"]
-        ),
-        "rollback_slow": share(lambda v: v.evidence["llr_slow"] >= v.evidence["rollback_bound"]),
-        "timeout": share(timed_out),
-        "mean_periods": sum(v.periods for v in verdicts) / len(verdicts),
-    }
+def shares(outcomes: list[str]) -> dict[str, float]:
+    return {kind: outcomes.count(kind) / len(outcomes) for kind in set(outcomes)}
 
 
-# A 20% canary share of 1,000 requests a minute, live at 1% errors and 2% slow: long enough
-# for both tests to decide well within max_periods, so timeouts stay rare.
-TRAFFIC = (800, 200, 0.01, 0.02)
+def releases(workflow: Workflow, seed: int, count: int = RELEASES) -> dict[str, float]:
+    rng = random.Random(seed)  # noqa: S311 - simulation, not cryptography
+    return shares([workflow.run(rng) for _ in range(count)])
 
 
-def test_false_rollback_rate_is_at_most_alpha() -> None:
-    rng = random.Random(1)  # noqa: S311 - simulation, not cryptography
-    result = tally([Bake(*TRAFFIC, 1.0, 1.0).run(rng) for _ in range(RELEASES)])
-    print(f"equal rates: {result}")
-    alpha = CONFIG.false_rollback_rate
-    assert result["rollback"] <= alpha + tolerance(alpha, RELEASES)
-    for test in ("rollback_errors", "rollback_slow"):  # alpha/2 each
-        assert result[test] <= alpha / 2 + tolerance(alpha / 2, RELEASES)
-    assert result["timeout"] <= 0.005
-    assert result["promote"] >= 1 - alpha - tolerance(alpha, RELEASES) - 0.005
+ALPHA, BETA = CONFIG.false_rollback_rate, CONFIG.false_promote_rate
+# 1,000 requests a minute; live at 1% errors and 2% slow: every step decides in minutes.
+BUSY = Workflow(1000, 0.01, 0.02)
 
 
-def test_false_promote_rate_is_at_most_beta() -> None:
-    # The canary fails exactly twice as often as live (the minimum regression); slow is equal.
-    rng = random.Random(2)  # noqa: S311 - simulation, not cryptography
-    result = tally([Bake(*TRAFFIC, 2.0, 1.0).run(rng) for _ in range(RELEASES)])
+def test_a_good_release_is_rolled_back_at_most_alpha_over_all_its_steps() -> None:
+    result = releases(BUSY, 1)
+    print(f"good: {result}")
+    assert result.get("ROLLBACK", 0.0) <= ALPHA + tolerance(ALPHA, RELEASES)
+    assert result.get("PROMOTE", 0.0) >= 0.97
+
+
+def test_a_twice_worse_release_is_promoted_at_most_beta_over_all_its_steps() -> None:
+    result = releases(replace(BUSY, error_ratio=2.0), 2)
     print(f"2x errors: {result}")
-    beta = CONFIG.false_promote_rate
-    assert result["promote"] <= beta + tolerance(beta, RELEASES)
-    assert result["timeout"] <= 0.005
-    assert result["rollback_errors"] >= 1 - beta - tolerance(beta, RELEASES) - 0.005
+    assert result.get("PROMOTE", 0.0) <= BETA + tolerance(BETA, RELEASES)
+    assert result.get("ROLLBACK", 0.0) >= 0.97
 
 
-def test_expected_sample_size_matches_a_monte_carlo_average() -> None:
-    # 10% canary share of 200 requests a minute, live at 1% errors, the canary 5x worse; no slow
-    # requests, so the error test alone decides.
-    live_requests, canary_requests, rate, ratio = 180, 20, 0.01, 5.0
-    rng = random.Random(3)  # noqa: S311 - simulation, not cryptography
-    bake = Bake(live_requests, canary_requests, rate, 0.0, ratio, 1.0)
-    verdicts = [bake.run(rng) for _ in range(1000)]
-    assert sum(v.decision == "ROLLBACK" for v in verdicts) >= 990
-    share = canary_requests / (live_requests + canary_requests)
-    mean_requests = sum(v.evidence["canary_requests"] for v in verdicts) / len(verdicts)
-    mean_errors = sum(
-        v.evidence["canary_errors"] + v.evidence["live_errors"] for v in verdicts
-    ) / len(verdicts)
-    wald_requests = expected_sample_size(CONFIG, rate, share, ratio)
-    wald_errors = expected_errors(CONFIG, share, ratio)
-    print(f"canary requests: {mean_requests:.1f} vs Wald {wald_requests:.1f}")
-    print(f"errors observed: {mean_errors:.1f} vs Wald {wald_errors:.1f}")
-    assert mean_requests == pytest.approx(wald_requests, rel=0.2)
-    assert mean_errors == pytest.approx(wald_errors, rel=0.2)
+def test_clustered_errors_keep_the_false_rollback_bound() -> None:
+    # Errors in bursts of 3 on average: their counts vary 5x more than a binomial's.
+    result = releases(replace(BUSY, error_rate=0.005, burst=3.0, max_periods=300), 3, 300)
+    print(f"clustered: {result}")
+    assert result.get("ROLLBACK", 0.0) <= ALPHA + tolerance(ALPHA, 300)
 
 
-# --- Wald's formulas ----------------------------------------------------------------------------
+# --- planning ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("true_ratio", "accept"), [(1.0, 1 - ALPHA_PER_TEST), (2.0, 0.01)])
-def test_expected_errors_at_the_hypotheses(true_ratio: float, accept: float) -> None:
-    # At H0 and H1 the probability of accepting H0 is 1 - alpha' and beta: E[M] in closed form.
+def test_the_plan_matches_a_monte_carlo_average_for_a_good_canary() -> None:
+    # 10% of 3,000 requests a minute; live at 1% errors and 2% slow.
+    config = replace(CONFIG, warmup_seconds=0)
+    plan = plan_step(config, 0.01, 0.02, 0.1, 300)
+    rng = random.Random(4)  # noqa: S311 - simulation, not cryptography
+    lengths = []
+    for _ in range(300):
+        state = JudgeState(config)
+        while True:
+            verdict = state.add(
+                Period(
+                    2700,
+                    binomial(rng, 2700, 0.01),
+                    binomial(rng, 2700, 0.02),
+                    300,
+                    binomial(rng, 300, 0.01),
+                    binomial(rng, 300, 0.02),
+                )
+            )
+            if verdict.decision != "CONTINUE":
+                lengths.append(verdict.periods)
+                break
+    mean = sum(lengths) / len(lengths)
+    print(f"periods: {mean:.1f} vs plan {plan.periods:.1f}")
+    # Wald neglects the overshoot and both metrics deciding at once: a plan, within 50%.
+    assert plan.periods == pytest.approx(mean, rel=0.5)
+    assert plan.minutes(60) == plan.periods
+
+
+def test_the_plan_grows_as_traffic_and_rates_fall() -> None:
+    busy = plan_step(CONFIG, 0.01, 0.02, 0.1, 300)
+    quiet = plan_step(CONFIG, 0.01, 0.02, 0.1, 30)
+    rare = plan_step(CONFIG, 0.001, 0.02, 0.1, 300)
+    assert quiet.periods == pytest.approx(busy.periods * 10)
+    assert rare.canary_requests > busy.canary_requests
+    none = plan_step(CONFIG, 0.0, 0.0, 0.1, 300)  # both pass on the zero-event path
+    assert none.canary_requests == pytest.approx(CONFIG.min_canary_requests * 0 + 2302.585, 1e-3)
+    assert plan_step(CONFIG, 0.01, 0.02, 0.1, 0).periods == math.inf
+
+
+def test_expected_errors_at_the_hypotheses() -> None:
+    # At H0 the SPRT accepts with probability about 1 - alpha: E[M] ~ B / E[Z] under H0.
     share = 0.1
     q0, q1 = share, 2 * share / (2 * share + 1 - share)
-    q = q0 if true_ratio == 1.0 else q1
-    drift = q * math.log(q1 / q0) + (1 - q) * math.log((1 - q1) / (1 - q0))
-    wald = (accept * PROMOTE_BOUND + (1 - accept) * ROLLBACK_BOUND) / drift
-    assert expected_errors(CONFIG, share, true_ratio) == pytest.approx(wald, rel=1e-9)
-    assert expected_sample_size(CONFIG, 0.01, share, true_ratio) == pytest.approx(
-        wald * share / (0.01 * (true_ratio * share + 1 - share)), rel=1e-9
+    drift = q0 * math.log(q1 / q0) + (1 - q0) * math.log((1 - q1) / (1 - q0))
+    upper = ROLLBACK_BOUND + math.log(len(THETAS))
+    assert expected_errors(CONFIG, share, 1.0) == pytest.approx(
+        PROMOTE_BOUND / drift, rel=0.02 + math.exp(-upper)
     )
-
-
-def test_expected_errors_is_continuous_at_zero_drift() -> None:
-    # The drift is zero at one ratio between 1 and 2; the formula switches to -A·B/E[Z²] there.
-    low, high = 1.0, 2.0
-    for _ in range(100):
-        middle = (low + high) / 2
-        q = middle * 0.1 / (middle * 0.1 + 0.9)
-        q1 = 0.2 / 1.1
-        drift = q * math.log(q1 / 0.1) + (1 - q) * math.log((1 - q1) / 0.9)
-        low, high = (middle, high) if drift < 0 else (low, middle)
-    exact = expected_errors(CONFIG, 0.1, low)
-    assert expected_errors(CONFIG, 0.1, low * (1 + 1e-6)) == pytest.approx(exact, rel=1e-3)
-    assert expected_errors(CONFIG, 0.1, low * (1 - 1e-6)) == pytest.approx(exact, rel=1e-3)
-    assert exact > expected_errors(CONFIG, 0.1, 1.0)
-    assert exact > expected_errors(CONFIG, 0.1, 2.0)
+    assert expected_sample_size(CONFIG, 0.01, share, 1.0) == pytest.approx(
+        expected_errors(CONFIG, share, 1.0) * share / 0.01, rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(
@@ -450,19 +499,17 @@ def test_expected_sample_size_refuses_bad_arguments(
     [
         ("false_rollback_rate", 0.0),
         ("false_rollback_rate", 0.5),
-        ("false_rollback_rate", -0.01),
         ("false_rollback_rate", math.nan),
-        ("false_promote_rate", 0.7),
         ("false_promote_rate", True),
         ("error_ratio", 1.0),
-        ("error_ratio", 0.5),
         ("error_ratio", math.inf),
-        ("slow_ratio", math.nan),
         ("slow_ratio", "2"),
+        ("outage_factor", 1.0),
+        ("dispersion", 0.5),
         ("min_canary_requests", 0),
-        ("min_canary_requests", 10.5),
-        ("min_canary_requests", True),
         ("max_periods", -1),
+        ("period_seconds", 0),
+        ("warmup_seconds", -1),
         ("on_timeout", "CONTINUE"),
     ],
 )
@@ -471,43 +518,6 @@ def test_invalid_configs_raise(field: str, value: object) -> None:
         JudgeConfig(**{field: value})  # type: ignore[arg-type]
 
 
-def test_edge_configs_are_valid() -> None:
-    config = JudgeConfig(
-        false_rollback_rate=0.49,
-        false_promote_rate=1e-9,
-        error_ratio=1.01,
-        slow_ratio=100,
-        min_canary_requests=1,
-        max_periods=1,
-        on_timeout="PROMOTE",
-    )
-    assert judge([Period(10, 0, 0, 1, 0, 0)], config).decision == "PROMOTE"
-
-
 def test_negative_counts_raise() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         Period(100, -1, 0, 10, 0, 0)
-
-
-# An undecided bake: the canary fails 1.5 times as often as live (1 in 180 requests against 1 in
-# 270), between H0 and H1, so neither bound is reached in 60 periods of 30 canary requests.
-UNDECIDED = ([Period(270, 1, 3, 30, 1, 0)] + [Period(270, 1, 3, 30, 0, 0)] * 5) * 10
-
-
-@pytest.mark.parametrize("on_timeout", ["ROLLBACK", "PROMOTE"])
-def test_an_undecided_bake_with_enough_traffic_ends_as_configured(
-    on_timeout: Literal["PROMOTE", "ROLLBACK"],
-) -> None:
-    config = JudgeConfig(on_timeout=on_timeout)
-    verdict = judge(UNDECIDED, config)
-    assert (verdict.decision, verdict.periods) == (on_timeout, config.max_periods)
-    assert verdict.evidence["promote_bound"] < verdict.evidence["llr_errors"] < ROLLBACK_BOUND
-    assert "as configured (on_timeout)" in verdict.reason
-    # The reason says how much traffic a minimum regression needs here, from Wald's ASN.
-    needed = expected_sample_size(config, 60 / 16200, 1800 / 18000, config.error_ratio)
-    assert f"needs about {needed:,.0f} canary requests" in verdict.reason
-    assert needed > verdict.evidence["canary_requests"]  # this bake was too short to tell
-
-
-def test_the_default_is_to_promote_an_undecided_bake() -> None:
-    assert judge(UNDECIDED).decision == "PROMOTE"
