@@ -10,6 +10,7 @@ import pytest
 from release import evidence_cost
 from release.evidence_cost import evidence_cost as cost
 from release.evidence_cost import line_bytes
+from tests.conftest import ROOT
 
 
 def test_a_million_500_byte_lines_cost_their_ingestion_and_a_months_storage() -> None:
@@ -30,3 +31,10 @@ def test_longer_names_make_a_longer_line() -> None:
     # the name twice (+34), the alias (+7) and the version (+1).
     assert line_bytes("event-logger-function-1a2b3c4", "prod-canary", "12") == 542
     assert line_bytes("event-logger", "live", "7") == evidence_cost.MEASURED_LINE_BYTES
+
+
+def test_the_readme_states_the_cost_of_a_deployed_functions_line() -> None:
+    deployed = cost(line_bytes("event-logger-function-1a2b3c4", "prod-canary", "12"), 10)
+    readme = (ROOT / "README.md").read_text()
+    assert f"**${deployed.per_million_requests:.2f} per million requests**" in readme
+    assert f"**${deployed.per_stage_month:.2f} a month per stage**" in readme
