@@ -108,17 +108,19 @@ def _add_judge(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--on-timeout",
-        choices=("PROMOTE", "ROLLBACK"),
+        choices=("WAIT", "PROMOTE", "ROLLBACK"),
         default=DEFAULT_CONFIG.on_timeout,
-        help="the decision when a step's bake ends undecided; a canary with too little "
-        f"traffic is rolled back either way (default: {DEFAULT_CONFIG.on_timeout})",
+        help="what a step whose bake ends undecided does: WAIT (the default) keeps judging "
+        "while the evidence can come within 24 h at this traffic, as too little traffic is "
+        "neither a pass nor a failure; PROMOTE passes the step UNVERIFIED (said, and noted "
+        "above stableVersion in the stack file); ROLLBACK rolls back",
     )
     parser.add_argument(
         "--bake-minutes",
         type=_positive_int,
         default=DEFAULT_CONFIG.max_periods,
-        help="the longest the judge watches one canary share before the --on-timeout "
-        f"decision (default: {DEFAULT_CONFIG.max_periods}); low traffic needs longer",
+        help="the bake: minutes a step is judged before --on-timeout applies (default: "
+        f"{DEFAULT_CONFIG.max_periods})",
     )
 
 
@@ -200,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         "judge every minute; advance, promote or roll back",
         "Judge the canary every minute and act on the verdict: advance through --steps, "
-        "then promote, or roll back. A rollback stops the canary through AWS even with "
-        "--no-apply. Stops when someone else changes the stack file or what AWS serves. "
+        "then promote, or roll back. One judgement carries its evidence across the steps, "
+        "and across a restart: run again, watch resumes where it stopped. A rollback stops "
+        "the canary through AWS even with --no-apply. Stops when someone else changes the "
+        "stack file or what AWS serves, or when the evidence is undecidable at this traffic. "
         "Ctrl-C stops watching and changes nothing more.",
         _add_no_apply,
         _add_steps,
@@ -210,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--max-minutes",
         type=_positive_int,
-        help="stop watching after this long (default: a full bake for each remaining step)",
+        help="stop watching after this long (default: until the judge decides, or the "
+        "evidence is undecidable at this traffic)",
     )
     return parser
 

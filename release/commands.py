@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from release import aws
+from release import aws, progress
 from release.config_file import ConfigFileError, StackConfigFile
 from release.deploy import ApplyError, Deployer
-from release.judge import JudgeConfig, Verdict, judge
+from release.judge import JudgeConfig, JudgeState, Verdict, judge, plan_step
 from release.lock import StackLockedError
 from release.state import FileSays, Mode, StackState, share
 from versioned_lambda_api.metrics import Role, stage_traffic
@@ -43,6 +44,13 @@ class ReleaseError(Exception):
 class CanaryStillLiveError(ReleaseError):
     """``watch`` had to stop while the canary still takes its share of the traffic."""
 
+
+CATCH_UP = timedelta(hours=3)
+"""The furthest back a resumed watch reads the metrics it did not judge."""
+GIVE_UP = timedelta(minutes=10)
+"""How long a period CloudWatch has not fully answered is waited for before it is left out."""
+UNDECIDABLE = timedelta(hours=24)
+"""A step whose evidence needs longer than this at the traffic seen is undecidable."""
 
 METRICS_READ_ATTEMPTS = 5
 """Consecutive periods ``watch`` tolerates without readable metrics or traffic settings (a
@@ -76,6 +84,7 @@ class Release:
     exclusive: Callable[[], AbstractContextManager[object]] = nullcontext
     """The stack's lock, which ``watch`` takes for each of its actions."""
     last_state: StackState | None = field(default=None, init=False)
+    _announced_step: int = field(default=0, init=False, repr=False)
     """What the step last read of the file, the stack and AWS: what an interrupted step
     reports."""
 
@@ -234,9 +243,11 @@ class Release:
         self._commit(f"canaryPercent {current:g} -> {following[0]:g}")
         return following[0]
 
-    def promote(self, clients: AwsClients | None = None) -> None:
+    def promote(self, clients: AwsClients | None = None, unverified: Sequence[str] = ()) -> None:
         """Pin the canary's version as stable; the next release starts at the first step.
-        With ``clients``, where the file and AWS differ is reported first."""
+        With ``clients``, where the file and AWS differ is reported first. ``unverified``: the
+        shares whose step passed without the evidence, which a note above ``stableVersion``
+        records (a verified promotion removes an old note)."""
         outputs = self._outputs()
         if clients is not None:
             self._report(self.read_state(clients, outputs))
@@ -245,6 +256,14 @@ class Release:
             raise ReleaseError(f"the canary serves v{canary}, as live does: nothing to promote")
         self.config.set("stableVersion", canary)
         self.config.set("canaryPercent", f"{self.steps[0]:g}")
+        note = None
+        if unverified:
+            note = (
+                f"v{canary} promoted UNVERIFIED on {datetime.now(UTC):%Y-%m-%d}: the steps at "
+                f"{', '.join(unverified)} passed without the evidence (--on-timeout PROMOTE)"
+            )
+            self.out(f"{self.config.path.name}: note above stableVersion: {note}")
+        self.config.note("stableVersion", note)
         self._commit(
             f"stableVersion v{live} -> v{canary}; canaryPercent reset to {self.steps[0]:g}"
         )
@@ -391,35 +410,39 @@ class Release:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
     ) -> str:
-        """Judge every period and act on the verdict, for at most ``max_minutes`` (default: a
-        full bake for the current share and each step after it).
+        """Judge the release every ``period_seconds`` and act on the verdict: advance through
+        the steps, promote, or roll back; until the judge decides, the evidence is judged
+        undecidable at this traffic, or ``max_minutes`` pass.
 
-        Every period also re-reads the file and what AWS serves: when someone else changed
-        either since watch last acted, its minutes no longer describe one share, so it stops
-        and says so (a failing canary is still rolled back)."""
+        One judge state carries the evidence across the steps and across restarts (kept beside
+        the stack file, see :mod:`release.progress`). Every period also re-reads the file and
+        what AWS serves: when someone else changed either since watch last acted, it stops and
+        says so (a failing canary is still rolled back)."""
         state = self._watchable(clients)
         outputs = state.outputs
-        following = self._following_steps()
-        bake_minutes = self.judge_config.max_periods * period_seconds / 60
-        if max_minutes is None:
-            max_minutes = math.ceil(bake_minutes * (1 + len(following)))
-        then = f" (then {', '.join(f'{step:g}' for step in following)})" if following else ""
-        self.out(
-            f"watching the canary at {self._percent():g}%{then}, at most {bake_minutes:g} min "
-            f"each; stopping after {max_minutes} min"
-        )
         started = now()
-        deadline = started + timedelta(minutes=max_minutes)
         dimensions = self._traffic_dimensions(outputs, state.mode)
-        threshold = self.latency_threshold(clients, dimensions["live"], started)
+        run = self._watch_run(clients, outputs, dimensions, started)
+        following = self._following_steps()
+        then = f" (then {', '.join(f'{step:g}' for step in following)})" if following else ""
+        limit = f"; stopping after {max_minutes} min" if max_minutes is not None else ""
+        self.out(
+            f"watching the canary at {self._percent():g}%{then}: each step until the judge "
+            f"decides on evidence{limit}"
+        )
+        deadline = None if max_minutes is None else started + timedelta(minutes=max_minutes)
         failed_reads = 0
         while True:
             sleep(period_seconds)
             current = now()
             elapsed = f"[{int((current - started).total_seconds() // 60):>3} min]"
             try:
-                window, verdict = self.measure(
-                    clients, dimensions, started, current - SETTLE, threshold
+                window = aws.read_finest_metrics(
+                    clients.cloudwatch,
+                    dimensions=dimensions,
+                    start=max(run.judged_until, current - CATCH_UP),
+                    end=current - SETTLE,
+                    latency_threshold_ms=run.threshold_ms,
                 )
                 seen = self.read_state(clients, outputs)
             except aws.AwsError as error:
@@ -427,19 +450,101 @@ class Release:
                 self._unreadable(error, failed_reads, elapsed)
                 continue
             failed_reads = 0
+            verdict = self._feed(run, window, current)
             self._say_period(elapsed, window, verdict)
+            progress.save(self._progress_path, run)
             if verdict.decision == "CONTINUE" and not self._changes(state, seen):
-                if current >= deadline:
+                self._undecided(verdict)
+                if deadline is not None and current >= deadline:
                     self.out(f"stopped watching after {max_minutes} min with no decision")
                     return "CONTINUE"
                 continue
             with self._acting():
                 # Under the lock, what others did so far is final: read it once more.
-                outcome = self._act(verdict, state, self.read_state(clients, outputs), clients)
+                outcome = self._act(verdict, state, self.read_state(clients, outputs), clients, run)
             if outcome != "ADVANCED":
                 return outcome
             state = self._check_applied(clients, outputs)
-            started = now()  # judge the new share afresh
+            run.judge.start_step()
+            run.percent = self._percent()
+            progress.save(self._progress_path, run)
+
+    @property
+    def _progress_path(self) -> Path:
+        return progress.progress_path(self.config.path)
+
+    def _watch_run(
+        self,
+        clients: AwsClients,
+        outputs: dict[str, Any],
+        dimensions: dict[Role, dict[str, str]],
+        started: datetime,
+    ) -> progress.Progress:
+        """The release's evidence: resumed from an interrupted watch of the same release, or
+        new (with the slow threshold set now)."""
+        live, canary = str(outputs["liveVersion"]), str(outputs["canaryVersion"])
+        saved, unusable = progress.load(self._progress_path, self.judge_config)
+        mismatch = saved.matches(live, canary, self._percent()) if saved is not None else None
+        if saved is not None and mismatch is None:
+            judged = saved.judge.verdict.evidence
+            self.out(
+                f"resuming this release's evidence, judged until {saved.judged_until:%H:%M} "
+                f"UTC: step {judged['step']:g}, {judged['canary_requests']:,.0f} canary requests"
+            )
+            return saved
+        if unusable or mismatch:
+            self.out(
+                f"judging afresh: the saved progress is not this release's ({unusable or mismatch})"
+            )
+        threshold = self.latency_threshold(clients, dimensions["live"], started)
+        return progress.Progress(
+            live_version=live,
+            canary_version=canary,
+            percent=self._percent(),
+            threshold_ms=threshold,
+            judged_until=aws.floor_to(started, 60),
+            judge=JudgeState(self.judge_config),
+        )
+
+    def _feed(
+        self, run: progress.Progress, window: aws.TrustedWindow, current: datetime
+    ) -> Verdict:
+        """Give the judge the window's periods it has not judged, oldest first. A period
+        CloudWatch has not fully answered is waited for (the judge sees periods in order),
+        unless it is older than :data:`GIVE_UP`: then it is left out for good."""
+        verdict = run.judge.verdict
+        length = timedelta(seconds=window.period_seconds)
+        for minute in window.minutes:
+            if minute.at < run.judged_until:
+                continue
+            if minute.period is None and current - minute.at < GIVE_UP:
+                break
+            if minute.period is not None:
+                verdict = run.judge.add(minute.period, window.period_seconds)
+            run.judged_until = minute.at + length
+            if verdict.decision != "CONTINUE":
+                break
+        return verdict
+
+    def _undecided(self, verdict: Verdict) -> None:
+        """After a step's bake without a decision: say once how long the evidence needs at
+        this traffic and keep watching, or stop when that is more than :data:`UNDECIDABLE`."""
+        step = int(verdict.evidence["step"])
+        if not verdict.timed_out or self._announced_step == step:
+            return
+        self._announced_step = step
+        needed = _minutes_needed(self.judge_config, verdict.evidence)
+        if needed * 60 > UNDECIDABLE.total_seconds():
+            raise CanaryStillLiveError(
+                f"stopped watching: undecidable at this traffic. {verdict.reason} That is more "
+                f"than {UNDECIDABLE.total_seconds() / 3600:g} h more: the canary still takes "
+                f"{self._percent():g}%; 'make release-rollback STACK={self.stack}' stops it, "
+                "watching with '--on-timeout PROMOTE' promotes it UNVERIFIED"
+            )
+        self.out(
+            f"step {step} is undecided after its bake; at this traffic the evidence needs "
+            f"about {needed:,.0f} min more: watching on"
+        )
 
     @contextmanager
     def _acting(self) -> Iterator[None]:
@@ -455,7 +560,12 @@ class Release:
             ) from error
 
     def _act(
-        self, verdict: Verdict, before: StackState, seen: StackState, clients: AwsClients
+        self,
+        verdict: Verdict,
+        before: StackState,
+        seen: StackState,
+        clients: AwsClients,
+        run: progress.Progress,
     ) -> str:
         """Take the verdict's step, unless someone else changed the release since ``before``:
         ``ROLLBACK``, ``PROMOTE`` (or an edit only, with --no-apply), or ``ADVANCED``."""
@@ -465,18 +575,29 @@ class Release:
             # need not show: the stack's outputs are read again before acting.
             changes = self._version_changes(seen.outputs, self._outputs())
         if changes:
-            return self._changed_by_others(changes, seen, verdict, clients)
+            outcome = self._changed_by_others(changes, seen, verdict, clients)
+            progress.clear(self._progress_path)
+            return outcome
         if verdict.decision == "ROLLBACK":
             self._explain("rolling back", verdict)
             self.rollback(clients, seen.outputs)
+            progress.clear(self._progress_path)
             return "ROLLBACK"
+        if not verdict.verified:
+            run.unverified.append(f"{self._percent():g}%")
+            self.out(f"UNVERIFIED: step {verdict.evidence['step']:g} passes without the evidence")
         if not self._following_steps():
             self._explain("promoting", verdict)
-            self.promote()
+            self.promote(unverified=run.unverified)
+            progress.clear(self._progress_path)
             return "PROMOTE"
         self._explain("advancing", verdict)
         self.advance()
         if not self.apply:
+            # The next watch, once the new share is deployed, resumes with this evidence.
+            run.judge.start_step()
+            run.percent = self._percent()
+            progress.save(self._progress_path, run)
             self.out("stopped watching: watch again once the new share is deployed")
             return "PROMOTE"
         return "ADVANCED"
@@ -503,15 +624,17 @@ class Release:
         return state
 
     def _say_period(self, elapsed: str, window: aws.TrustedWindow, verdict: Verdict) -> None:
+        """One line a period: the release's evidence so far and the verdict."""
         if window.unusable:
             self.out(f"{elapsed} {_unusable(window)}")
-        if not window.usable_periods:
-            self.out(f"{elapsed} {self._percent():g}%: no complete minute in CloudWatch yet")
-        else:
-            self.out(
-                f"{elapsed} {self._percent():g}%: canary {_errors(window.canary)}"
-                f" | live {_errors(window.live)} -> {verdict.decision}"
-            )
+        evidence = verdict.evidence
+        if not evidence["canary_requests"]:
+            self.out(f"{elapsed} {self._percent():g}%: no canary request judged yet")
+            return
+        self.out(
+            f"{elapsed} {self._percent():g}%: canary {_errors_of(evidence, 'canary')} | live "
+            f"{_errors_of(evidence, 'live')} -> {verdict.decision}"
+        )
 
     def _changes(self, before: StackState, seen: StackState) -> list[str]:
         """What someone else changed in the file or in AWS since ``before`` was read."""
@@ -664,9 +787,24 @@ def _unusable(window: aws.TrustedWindow) -> str:
     )
 
 
-def _errors(summary: aws.VersionSummary) -> str:
-    """E.g. ``0.48% errors of 21,600``."""
-    return f"{summary.error_rate:.2%} errors of {summary.requests:,}"
+def _errors_of(evidence: dict[str, float], side: Role) -> str:
+    """E.g. ``0.48% errors of 21,600``, from the judge's evidence for the release."""
+    return f"{evidence[f'{side}_error_rate']:.2%} errors of {evidence[f'{side}_requests']:,.0f}"
+
+
+def _minutes_needed(config: JudgeConfig, evidence: dict[str, float]) -> float:
+    """Minutes more the evidence needs for a decision on a canary as good as live, at the
+    traffic and rates the current step has seen (:func:`plan_step`); inf without traffic."""
+    minutes = evidence["step_seconds"] / 60.0
+    per_minute = evidence["step_canary_requests"] / minutes if minutes else 0.0
+    requests = evidence["canary_requests"] + evidence["live_requests"]
+    share = evidence["canary_requests"] / requests if requests else 0.0
+    if per_minute <= 0 or not 0.0 < share < 1.0:
+        return math.inf
+    plan = plan_step(
+        config, evidence["live_error_rate"], evidence["live_slow_rate"], share, per_minute
+    )
+    return max(0.0, plan.canary_requests - evidence["canary_requests"]) / per_minute
 
 
 def format_status(report: StatusReport) -> list[str]:

@@ -173,6 +173,7 @@ class StackConfigFile:
         # The values as read: a save compares the file's values then with these.
         self._read_values = {key: self._value(self._parsed, key) for key in self._parsed.config}
         self._changes: dict[str, str] = {}
+        self._notes: dict[str, str | None] = {}
 
     def _read(self) -> _Parsed:
         parsed = _Parsed(self._yaml, self.path)
@@ -250,6 +251,11 @@ class StackConfigFile:
         self._changes[key] = value
         return True
 
+    def note(self, name: str, text: str | None) -> None:
+        """Put the release tool's one-line note above a project key (replacing an earlier
+        one), or remove it (``None``), at the next :meth:`save`."""
+        self._notes[self._key(name)] = text
+
     def text(self) -> str:
         """The file's content with this object's edits, line endings as in the file."""
         return self._render(self._parsed).decode("utf-8-sig")
@@ -304,7 +310,7 @@ class StackConfigFile:
         kept; if one of them is a key this edit changes (to another value), nothing is
         written and :class:`ConflictError` names it.
         """
-        if not self._changes:
+        if not self._changes and not self._notes:
             return
         current = self._read()
         conflicts = []
@@ -324,7 +330,34 @@ class StackConfigFile:
             )
         for key, value in self._changes.items():
             current.config[key] = DoubleQuotedScalarString(value)
-        atomic_write(self.path, self._render(current))
-        self._parsed = current
-        self._read_values = {key: self._value(current, key) for key in current.config}
+        atomic_write(self.path, _with_notes(self._render(current), self._notes))
+        self._parsed = self._read()
+        self._read_values = {key: self._value(self._parsed, key) for key in self._parsed.config}
         self._changes = {}
+        self._notes = {}
+
+
+NOTE = "# release note: "
+
+
+def _with_notes(data: bytes, notes: dict[str, str | None]) -> bytes:
+    """The file's bytes with each key's release notes replaced by its new one (or removed):
+    a comment line right above the key, at its indentation, that the tool alone writes."""
+    if not notes:
+        return data
+    bom = data.startswith(BOM)
+    text = data.removeprefix(BOM).decode("utf-8")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.split(newline)
+    for key, note in notes.items():
+        pattern = re.compile(r"^(\s*)[\"']?" + re.escape(key) + r"[\"']?\s*:")
+        index = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+        if index is None:
+            continue
+        while index > 0 and lines[index - 1].lstrip().startswith(NOTE):
+            del lines[index - 1]
+            index -= 1
+        if note is not None:
+            indent = pattern.match(lines[index]).group(1)  # type: ignore[union-attr]
+            lines.insert(index, f"{indent}{NOTE}{note}")
+    return (BOM if bom else b"") + newline.join(lines).encode("utf-8")

@@ -159,9 +159,9 @@ class JudgeConfig:
     error_ratio: float = 2.0  # minimum regression: canary error rate = 2x live's
     slow_ratio: float = 2.0  # minimum regression: canary share of slow requests = 2x live's
     min_canary_requests: int = 100  # never pass a step on fewer canary requests of its own
-    max_periods: int = 60  # periods after which an undecided step times out
+    max_periods: int = 60  # periods (of period_seconds) after which an undecided step times out
     on_timeout: OnTimeout = "WAIT"
-    period_seconds: int = 60
+    period_seconds: int = 60  # a period's length unless ``add`` is told otherwise
     warmup_seconds: int = 120  # the canary's slow requests are not judged this long per step
     outage_factor: float = 5.0  # a pooled rate this many times the release's is an outage
     dispersion: float = 1.0  # the least variance inflation assumed (1: none)
@@ -225,7 +225,6 @@ class _Design:
     rollback_bound: float  # on the log of the mixture likelihood ratio
     promote_bound: float  # on the log-likelihood ratio of the regression against 1
     zero_requests: dict[Metric, float]
-    warmup_periods: int
     outage_factor: float
     dispersion: float
 
@@ -239,7 +238,6 @@ def _design_of(config: JudgeConfig) -> _Design:
         rollback_bound=math.log(2.0 / config.false_rollback_rate),  # alpha/2 per metric
         promote_bound=math.log(config.false_promote_rate),
         zero_requests={metric: zero_event_requests(config, ratio[metric]) for metric in METRICS},
-        warmup_periods=math.ceil(config.warmup_seconds / config.period_seconds),
         outage_factor=config.outage_factor,
         dispersion=config.dispersion,
     )
@@ -355,6 +353,7 @@ class JudgeState:
     _steps: int = field(default=0, init=False)
     _periods: int = field(default=0, init=False)
     _step_periods: int = field(default=0, init=False)
+    _step_seconds: int = field(default=0, init=False)
     _step_canary_requests: int = field(default=0, init=False)
     _final: Verdict | None = field(default=None, init=False, repr=False)
 
@@ -374,16 +373,19 @@ class JudgeState:
             return
         self._steps += 1
         self._step_periods = 0
+        self._step_seconds = 0
         self._step_canary_requests = 0
         self._final = None
 
-    def add(self, period: Period) -> Verdict:
-        """Judge one more period; returns the verdict on the release so far."""
+    def add(self, period: Period, seconds: int | None = None) -> Verdict:
+        """Judge one more period, ``seconds`` long (default: the config's ``period_seconds``;
+        the function's own metrics come in 10-second periods, Lambda's in minutes); returns
+        the verdict on the release so far."""
         if self._steps == 0:
             self.start_step()
         if self._final is not None:
             return self._final
-        self._take(period)
+        self._take(period, self.config.period_seconds if seconds is None else seconds)
         verdict = self._verdict(self._outcome())
         if verdict.decision != "CONTINUE":
             self._final = verdict
@@ -396,12 +398,14 @@ class JudgeState:
             return self._final
         return self._verdict(self._outcome())
 
-    def _take(self, period: Period) -> None:
+    def _take(self, period: Period, seconds: int) -> None:
+        warm = self._step_seconds >= self.config.warmup_seconds
         self._periods += 1
         self._step_periods += 1
+        self._step_seconds += seconds
         self._step_canary_requests += period.canary_requests
         self._tests["errors"].add(period.counts("errors"), self._design, "errors")
-        if self._step_periods > self._design.warmup_periods:
+        if warm:
             self._tests["slow"].add(period.counts("slow"), self._design, "slow")
 
     # --- the decision ----------------------------------------------------------------------
@@ -428,7 +432,7 @@ class JudgeState:
             self._passed(metric) for metric in METRICS
         ):
             return "PROMOTE"
-        if self._step_periods >= self.config.max_periods:
+        if self._step_seconds >= self.config.max_periods * self.config.period_seconds:
             return "TIMEOUT"
         return "CONTINUE"
 
@@ -441,6 +445,7 @@ class JudgeState:
             "promote_bound": d.promote_bound,
             "step": float(self._steps),
             "step_periods": float(self._step_periods),
+            "step_seconds": float(self._step_seconds),
             "step_canary_requests": float(self._step_canary_requests),
         }
         for metric in METRICS:
@@ -582,6 +587,7 @@ class JudgeState:
             "steps": self._steps,
             "periods": self._periods,
             "step_periods": self._step_periods,
+            "step_seconds": self._step_seconds,
             "step_canary_requests": self._step_canary_requests,
             "tests": {
                 metric: {f.name: getattr(test, f.name) for f in fields(test)}
@@ -597,6 +603,7 @@ class JudgeState:
             state._steps = int(data["steps"])
             state._periods = int(data["periods"])
             state._step_periods = int(data["step_periods"])
+            state._step_seconds = int(data["step_seconds"])
             state._step_canary_requests = int(data["step_canary_requests"])
             for metric in METRICS:
                 saved = dict(data["tests"][metric])

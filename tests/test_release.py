@@ -684,29 +684,30 @@ def test_watch_stops_at_its_time_limit(program: Path) -> None:
     assert "no decision" in lines[-1]
 
 
-def test_watch_rolls_back_a_canary_without_traffic_when_its_bake_ends(program: Path) -> None:
+def test_watch_stops_on_a_canary_without_traffic_neither_passing_nor_failing_it(
+    program: Path,
+) -> None:
     traffic = ServedTraffic()
-    release, _, lines = release_for(program, applied_to(traffic, program))
+    release, deployer, lines = release_for(program, applied_to(traffic, program))
     release.judge_config = JudgeConfig(max_periods=20)
     clock = Clock()
-    outcome = release.watch(
-        served(FakeCloudWatch([(2700, 13, 0, 0)] * 100), traffic), now=clock, sleep=clock.sleep
-    )
-    assert outcome == "ROLLBACK"
-    assert "UpdateStage" in traffic.calls  # stopped at once, then deployed without a canary
-    assert not traffic.stage_percent
-    # 20 one-minute periods judged, each once it is two minutes old (SETTLE).
+    with pytest.raises(CanaryStillLiveError) as stopped:
+        release.watch(
+            served(FakeCloudWatch([(2700, 13, 0, 0)] * 100), traffic), now=clock, sleep=clock.sleep
+        )
+    # 20 one-minute periods judged (the bake), each once it is two minutes old (SETTLE).
     assert clock.now == T0 + timedelta(minutes=22)
-    # By default the watch lasts a bake for 10% and one for each of the steps 25 and 50.
-    assert (
-        lines[0]
-        == "watching the canary at 10% (then 25, 50), at most 20 min each; stopping after 60 min"
-    )
-    assert lines[1] == (
+    message = str(stopped.value)
+    assert message.startswith("stopped watching: undecidable at this traffic.")
+    assert "undecided: neither a pass nor a failure" in message
+    assert "the canary still takes 10%" in message
+    assert "'--on-timeout PROMOTE' promotes it UNVERIFIED" in message
+    assert (traffic.stage_percent, deployer.ups) == (10.0, 0)  # nothing changed
+    assert lines[:2] == [
         "slow: no p99 of live for the hour before (no traffic, or CloudWatch answered in "
-        "part), so over 1000 ms (--latency-threshold-ms to choose)"
-    )
-    assert any("served only 0 of the 100 requests required" in line for line in lines)
+        "part), so over 1000 ms (--latency-threshold-ms to choose)",
+        "watching the canary at 10% (then 25, 50): each step until the judge decides on evidence",
+    ]
 
 
 def test_watch_refuses_when_there_is_no_canary_to_watch(program: Path) -> None:

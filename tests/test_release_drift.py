@@ -4,6 +4,7 @@ when someone else changes the release under it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from release.aws import AliasWeights, LiveTraffic, StageCanary
 from release.commands import CanaryStillLiveError, Release, ReleaseError
 from release.config_file import StackConfigFile
-from release.judge import JudgeConfig
+from release.judge import JudgeConfig, JudgeState
 from release.state import FileSays, StackState
 from tests.conftest import ROOT
 from tests.release_fakes import OUTPUTS, FakeDeployer, ServedTraffic
@@ -270,7 +271,8 @@ def test_watch_still_rolls_back_a_failing_canary_someone_changed(program: Path) 
 
     def raised_by_hand(seconds: float) -> None:
         clock.sleep(seconds)
-        if clock.now == T0 + timedelta(minutes=3):  # the first minute judged: a rollback
+        # The second minute judged (each two minutes old), when the evidence reaches a rollback.
+        if clock.now == T0 + timedelta(minutes=4):
             traffic.stage_percent = 20.0
 
     assert watch(release, traffic, BAD, clock=clock, sleep=raised_by_hand) == "ROLLBACK"
@@ -365,3 +367,110 @@ def test_status_reads_the_metrics_of_the_mode_aws_splits_with_not_the_files(
     assert "canaryMode alias: 'make up STACK=prod' switches it" in drift_lines(lines)
     requests = next(line for line in lines if line.strip().startswith("requests"))
     assert requests.split()[-1] == "800"  # the canary's requests, seen
+
+
+# --- One judgement per release: carried across steps and restarts ------------------------------
+
+
+def progress_file(program: Path) -> Path:
+    return program / ".Pulumi.prod.yaml.watch.json"
+
+
+def test_an_interrupted_watch_resumes_with_its_evidence(program: Path) -> None:
+    traffic = ServedTraffic()
+    release, _, _ = release_for(program, traffic)
+    release.judge_config = JudgeConfig(min_canary_requests=100)
+    clock = Clock()
+
+    def ctrl_c_at_minute_4(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now == T0 + timedelta(minutes=4):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        watch(release, traffic, GOOD, clock=clock, sleep=ctrl_c_at_minute_4)
+    saved = json.loads(progress_file(program).read_text())
+    assert saved["judgedUntil"] == (T0 + timedelta(minutes=1)).isoformat()
+    assert saved["judge"]["tests"]["errors"]["canary_requests"] == 300
+
+    release, _, lines = release_for(program, traffic)
+    release.judge_config = JudgeConfig(min_canary_requests=100)
+    assert watch(release, traffic, GOOD, clock=clock, max_minutes=600) == "PROMOTE"
+    assert lines[0] == (
+        "resuming this release's evidence, judged until 12:01 UTC: step 1, 300 canary requests"
+    )
+    # Nothing judged twice: the first read after the restart starts where the judge stopped
+    # (12:01), so at 12:05 it adds 12:01 and 12:02 to the 300 requests saved.
+    first = next(line for line in lines if line.startswith("["))
+    assert "canary 0.33% errors of 900 |" in first
+    assert not progress_file(program).exists()  # the release ended: its progress goes
+
+
+def test_a_progress_of_another_release_is_not_resumed(program: Path) -> None:
+    progress_file(program).write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "liveVersion": "2",
+                "canaryVersion": "3",
+                "percent": 10,
+                "thresholdMs": 500,
+                "judgedUntil": T0.isoformat(),
+                "unverified": [],
+                "judge": JudgeState(JudgeConfig()).to_dict(),
+            }
+        )
+    )
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, traffic)
+    assert watch(release, traffic, BAD) == "ROLLBACK"
+    assert lines[0] == (
+        "judging afresh: the saved progress is not this release's (it is v2 against v3, the "
+        "stack now v3 against v4)"
+    )
+
+
+def test_the_evidence_carries_across_steps(program: Path) -> None:
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, traffic)
+    release.judge_config = JudgeConfig(min_canary_requests=100)
+    assert watch(release, traffic, GOOD) == "PROMOTE"
+    advancing = [i for i, line in enumerate(lines) if line.startswith("advancing:")]
+    first_step = advancing[0]
+    # The first step gathers the evidence; the next ones need only their own 100 requests.
+    assert "Promote step 2" in " ".join(lines[advancing[1] : advancing[1] + 3])
+    assert advancing[1] - first_step < first_step
+
+
+def test_an_undecided_step_says_how_long_the_evidence_needs_and_watches_on(
+    program: Path,
+) -> None:
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, traffic)
+    # A 5-minute bake, 30 canary requests a minute, live at 0.5% errors: a decision takes
+    # longer than the bake, but well under a day.
+    release.judge_config = JudgeConfig(max_periods=5)
+    assert watch(release, traffic, [(270, 1, 30, 0)] * 600, max_minutes=30) == "CONTINUE"
+    said = [line for line in lines if "undecided after its bake" in line]
+    assert len(said) == 1  # once per step
+    assert said[0].startswith("step 1 is undecided after its bake; at this traffic the evidence")
+    assert lines[-1] == "stopped watching after 30 min with no decision"
+
+
+def test_a_promotion_without_the_evidence_is_said_and_noted_in_the_stack_file(
+    program: Path,
+) -> None:
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, traffic)
+    release.judge_config = JudgeConfig(max_periods=3, on_timeout="PROMOTE")
+    release.steps = (10.0,)
+    assert watch(release, traffic, [(270, 1, 30, 0)] * 600) == "PROMOTE"
+    assert "UNVERIFIED: step 1 passes without the evidence" in lines
+    text = (program / "Pulumi.prod.yaml").read_text()
+    note = "  # release note: v4 promoted UNVERIFIED on "
+    assert note in text
+    assert text.index(note) < text.index("\n  event-logger:stableVersion")
+    # A promotion on evidence takes the note away.
+    release, _, _ = release_for(program, traffic)
+    release.promote()
+    assert "release note" not in (program / "Pulumi.prod.yaml").read_text()
