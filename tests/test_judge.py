@@ -521,3 +521,16 @@ def test_invalid_configs_raise(field: str, value: object) -> None:
 def test_negative_counts_raise() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         Period(100, -1, 0, 10, 0, 0)
+
+
+def test_ten_second_periods_warm_up_and_time_out_by_the_clock_not_the_count() -> None:
+    config = replace(CONFIG, min_canary_requests=10**9, max_periods=3)  # a 3-minute bake
+    state = JudgeState(config)
+    cold = Period(450, 2, 4, 50, 0, 10)  # 10 seconds; 20% of the canary slow
+    verdicts = [state.add(cold, seconds=10) for _ in range(12)]  # the 2-minute warm-up
+    assert verdicts[-1].evidence["canary_slow"] == 0
+    assert not verdicts[-1].timed_out
+    warm = Period(450, 2, 4, 50, 0, 0)
+    verdicts = [state.add(warm, seconds=10) for _ in range(6)]
+    assert [v.timed_out for v in verdicts] == [False] * 5 + [True]  # 18 x 10 s = 3 min
+    assert verdicts[-1].evidence["step_seconds"] == 180
