@@ -85,6 +85,7 @@ class Release:
     """The stack's lock, which ``watch`` takes for each of its actions."""
     last_state: StackState | None = field(default=None, init=False)
     _announced_step: int = field(default=0, init=False, repr=False)
+    _planned_step: int = field(default=0, init=False, repr=False)
     """What the step last read of the file, the stack and AWS: what an interrupted step
     reports."""
 
@@ -452,6 +453,7 @@ class Release:
             failed_reads = 0
             verdict = self._feed(run, window, current)
             self._say_period(elapsed, window, verdict)
+            self._plan(verdict)
             progress.save(self._progress_path, run)
             if verdict.decision == "CONTINUE" and not self._changes(state, seen):
                 self._undecided(verdict)
@@ -525,6 +527,26 @@ class Release:
             if verdict.decision != "CONTINUE":
                 break
         return verdict
+
+    def _plan(self, verdict: Verdict) -> None:
+        """Say once per step, as soon as a minute of it shows the traffic, how long the step
+        needs for a decision on a canary as good as live."""
+        evidence = verdict.evidence
+        step = int(evidence["step"])
+        if (
+            verdict.decision != "CONTINUE"
+            or self._planned_step == step
+            or evidence["step_seconds"] < 60
+            or not evidence["live_requests"]
+        ):
+            return
+        self._planned_step = step
+        needed = _minutes_needed(self.judge_config, evidence)
+        when = "more than a day" if math.isinf(needed) else f"about {needed:,.0f} min more"
+        self.out(
+            f"step {step} at {self._percent():g}%: at this traffic a canary as good as live "
+            f"passes in {when} (a plan: Wald's average, not a promise)"
+        )
 
     def _undecided(self, verdict: Verdict) -> None:
         """After a step's bake without a decision: say once how long the evidence needs at

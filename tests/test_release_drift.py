@@ -474,3 +474,15 @@ def test_a_promotion_without_the_evidence_is_said_and_noted_in_the_stack_file(
     release, _, _ = release_for(program, traffic)
     release.promote()
     assert "release note" not in (program / "Pulumi.prod.yaml").read_text()
+
+
+def test_each_step_says_how_long_it_needs_once_it_sees_the_traffic(program: Path) -> None:
+    traffic = ServedTraffic()
+    release, _, lines = release_for(program, traffic)
+    release.judge_config = JudgeConfig(min_canary_requests=100)
+    assert watch(release, traffic, GOOD) == "PROMOTE"
+    plans = [line for line in lines if "a canary as good as live passes in" in line]
+    # Step 1 gathers the evidence; the later ones, carrying it, pass in their first minute,
+    # before a plan is worth saying.
+    assert [line.split(":")[0] for line in plans] == ["step 1 at 10%"]
+    assert "min more (a plan: Wald's average, not a promise)" in plans[0]
