@@ -801,11 +801,13 @@ class StatusReport:
 
 
 def _unusable(window: aws.TrustedWindow) -> str:
-    """The minutes CloudWatch did not fully answer, which the judge does not count."""
+    """The periods CloudWatch has not fully answered, which the judge does not count (watch
+    waits for them a while)."""
     first = window.unusable[0]
+    at = f"{first.at:%H:%M}" if window.period_seconds % 60 == 0 else f"{first.at:%H:%M:%S}"
     return (
-        f"{len(window.unusable)} minute(s) left out, CloudWatch's answer incomplete "
-        f"(e.g. {first.at:%H:%M}: {', '.join(first.missing)})"
+        f"{len(window.unusable)} period(s) of {window.period_seconds} s not counted, "
+        f"CloudWatch's answer incomplete (e.g. {at}: {', '.join(first.missing)})"
     )
 
 
