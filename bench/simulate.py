@@ -214,7 +214,7 @@ class Release:
     bad: bool
     seed: str
     events: Events = field(init=False)
-    _minutes: dict[tuple[int, float, bool], Period] = field(
+    _periods: dict[tuple[int, int, int, float, bool], Period] = field(
         default_factory=dict, init=False, repr=False
     )
 
@@ -239,9 +239,12 @@ class Release:
         angle = 2.0 * math.pi * (minute / 1440.0 + self.events.phase)
         return s.total_rps * (1.0 + s.diurnal_amplitude * math.sin(angle))
 
-    def expected_requests(self, start: int, end: int) -> float:
-        """Requests expected in minutes [start, end), both versions."""
-        return sum(self.rps(minute) * 60.0 for minute in range(start, end))
+    def expected_requests(self, start: float, end: int) -> float:
+        """Requests expected from minute ``start`` (a fraction: a decision within a minute) to
+        minute ``end``, both versions."""
+        first = math.ceil(start)
+        partial = self.rps(math.floor(start)) * 60.0 * (first - start) if first > start else 0.0
+        return partial + sum(self.rps(minute) * 60.0 for minute in range(first, end))
 
     def _in_outage(self, minute: int) -> bool:
         start = self.events.outage_start
@@ -251,16 +254,21 @@ class Release:
         start = self.events.slowdown_start
         return start <= minute < start + self.scenario.slowdown_minutes
 
-    def period(self, minute: int, share: float, cold: bool = False) -> Period:
-        """The counts of ``minute`` when the canary takes ``share`` of the requests; ``cold``:
+    def period(
+        self, minute: int, share: float, cold: bool = False, part: int = 0, parts: int = 1
+    ) -> Period:
+        """The counts of ``minute`` (or of its ``part``-th of ``parts`` equal periods: 10-second
+        periods are parts of 6) when the canary takes ``share`` of the requests; ``cold``: within
         the canary's first minute at this share (its environments start cold)."""
         s = self.scenario
         if not 0 <= minute < s.horizon_minutes:
             raise IndexError(f"minute {minute} is outside the horizon")
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"a canary share must be within [0, 1], got {share!r}")
-        key = (minute, share, cold)
-        cached = self._minutes.get(key)
+        if not 0 <= part < parts:
+            raise ValueError(f"part {part} of {parts} does not exist")
+        key = (minute, part, parts, share, cold)
+        cached = self._periods.get(key)
         if cached is not None:
             return cached
         live_factor = canary_factor = 1.0
@@ -273,8 +281,8 @@ class Release:
         slowdown = s.slowdown_factor if self._in_slowdown(minute) else 1.0
         canary_latency = slowdown * (s.cold_start_factor if cold else 1.0)
         canary, live = self.canary, s.live
-        rng = _stream(self.seed, minute, share, cold)
-        arrivals = self.rps(minute) * 60.0
+        rng = _stream(self.seed, minute, share, cold, *((part, parts) if parts > 1 else ()))
+        arrivals = self.rps(minute) * 60.0 / parts
         c = _version_counts(
             rng,
             arrivals * share,
@@ -295,7 +303,7 @@ class Release:
             canary_errors=c[1],
             canary_slow=c[2],
         )
-        self._minutes[key] = period
+        self._periods[key] = period
         return period
 
 
@@ -734,29 +742,38 @@ class Outcome:
     """What one judge did with one release."""
 
     decision: Decision  # CONTINUE: still undecided at the horizon
-    minutes: int  # minutes to the decision (the horizon when undecided)
+    minutes: float  # minutes to the decision (the horizon when undecided)
     canary_requests: int  # requests the new version served while watched
     exposure: float  # bad releases: requests served by the bad version (module docstring)
 
 
-def run(judge: Judge, release: Release) -> Outcome:
-    """Drive ``release`` with a fresh rollout of ``judge``, minute by minute at the share its
-    schedule asks for, until it decides or the horizon ends."""
+def run(judge: Judge, release: Release, period_seconds: int = 60) -> Outcome:
+    """Drive ``release`` with a fresh rollout of ``judge``, period by period (of
+    ``period_seconds``, a divisor of 60) at the share its schedule asks for, until it decides or
+    the horizon ends. The canary is cold for a minute after each share increase."""
+    if period_seconds <= 0 or 60 % period_seconds:
+        raise ValueError(f"a period must divide a minute, got {period_seconds!r} s")
+    parts = 60 // period_seconds
     session = judge.session()
     horizon = release.scenario.horizon_minutes
     canary_requests = 0
     previous_share = 0.0
+    warm_at = 0  # seconds: the canary is cold until then
     decision: Decision = "CONTINUE"
-    minutes = horizon
-    for minute in range(horizon):
+    seconds = horizon * 60
+    for elapsed in range(0, horizon * 60, period_seconds):
         share = session.share
-        period = release.period(minute, share, cold=share > previous_share)
+        if share > previous_share:
+            warm_at = elapsed + 60
         previous_share = share
+        minute, part = divmod(elapsed // period_seconds, parts)
+        period = release.period(minute, share, elapsed < warm_at, part, parts)
         canary_requests += period.canary_requests
         decision = session.add(period)
         if decision != "CONTINUE":
-            minutes = minute + 1
+            seconds = elapsed + period_seconds
             break
+    minutes = seconds / 60.0
     exposure = 0.0
     if release.bad:
         exposure = float(canary_requests)
@@ -803,8 +820,8 @@ def summarize(good: Sequence[Outcome], bad: Sequence[Outcome]) -> Summary:
         return sum(o.decision == decision for o in outcomes) / len(outcomes) if outcomes else 0.0
 
     exposure = [o.exposure for o in bad]
-    minutes_bad = [float(o.minutes) for o in bad]
-    minutes_good = [float(o.minutes) for o in good]
+    minutes_bad = [o.minutes for o in bad]
+    minutes_good = [o.minutes for o in good]
     return Summary(
         good=len(good),
         bad=len(bad),
@@ -822,9 +839,13 @@ def summarize(good: Sequence[Outcome], bad: Sequence[Outcome]) -> Summary:
     )
 
 
-def evaluate(judge: Judge, good: Sequence[Release], bad: Sequence[Release]) -> Summary:
-    """``judge`` on every release."""
-    return summarize([run(judge, r) for r in good], [run(judge, r) for r in bad])
+def evaluate(
+    judge: Judge, good: Sequence[Release], bad: Sequence[Release], period_seconds: int = 60
+) -> Summary:
+    """``judge`` on every release, in periods of ``period_seconds``."""
+    return summarize(
+        [run(judge, r, period_seconds) for r in good], [run(judge, r, period_seconds) for r in bad]
+    )
 
 
 def false_rollback_rate(

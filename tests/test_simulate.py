@@ -283,6 +283,28 @@ def test_run_asks_the_judge_for_each_minutes_share_and_marks_cold_minutes() -> N
     assert outcome.exposure == outcome.canary_requests
 
 
+def test_ten_second_periods_are_sixths_of_a_minute_and_the_canary_stays_cold_a_minute() -> None:
+    s = scenario(rps=60.0)
+    releases = make_releases(s, bad=False, count=300, seed="tenths")
+    requests = [r.period(0, 0.5, part=3, parts=6).canary_requests for r in releases]
+    assert abs(statistics.fmean(requests) - 300.0) < 4 * math.sqrt(300.0 / 300)
+    with pytest.raises(ValueError, match="part"):
+        releases[0].period(0, 0.5, part=6, parts=6)
+    release = Release(s, True, "fine")
+    decisions: list[Decision] = ["CONTINUE"] * 9
+    decisions.append("ROLLBACK")
+    outcome = run(Scripted([0.1] * 2 + [0.5] * 8, decisions), release, period_seconds=10)
+    assert outcome.minutes == pytest.approx(10 / 6)
+    # The share grew at 20 s: cold until 80 s, so the last two periods are warm.
+    seen = [release.period(0, 0.1, True, i, 6) for i in range(2)]
+    seen += [release.period(0, 0.5, True, i, 6) for i in range(2, 6)]
+    seen += [release.period(1, 0.5, True, i, 6) for i in range(2)]
+    seen += [release.period(1, 0.5, False, i, 6) for i in range(2, 4)]
+    assert outcome.canary_requests == sum(p.canary_requests for p in seen)
+    with pytest.raises(ValueError, match="divide a minute"):
+        run(Scripted([0.1], ["ROLLBACK"]), release, period_seconds=7)
+
+
 def test_a_promoted_bad_release_serves_everything_until_the_horizon() -> None:
     s = scenario(rps=5.0)
     release = Release(s, True, "promoted")
@@ -291,6 +313,8 @@ def test_a_promoted_bad_release_serves_everything_until_the_horizon() -> None:
     assert outcome.exposure == pytest.approx(outcome.canary_requests + 5.0 * 60 * (120 - 3))
     good = run(Scripted([0.1] * 3, ["CONTINUE", "CONTINUE", "PROMOTE"]), Release(s, False, "g"))
     assert good.exposure == 0.0
+    early = run(Scripted([0.1], ["PROMOTE"]), release, period_seconds=10)
+    assert early.exposure == pytest.approx(early.canary_requests + 5.0 * (120 * 60 - 10))
 
 
 def test_an_undecided_release_counts_its_canary_until_the_horizon() -> None:
@@ -594,12 +618,14 @@ def test_bench_tunes_and_evaluates_on_disjoint_releases(monkeypatch: pytest.Monk
     monkeypatch.setattr(bench, "make_releases", recording)
     every_rival = bench.rivals
     monkeypatch.setattr(bench, "rivals", lambda s: every_rival(s)[1:2])  # Flagger
+    monkeypatch.setattr(bench, "FINE_SCENARIOS", ("test-500",))
     s = scenario(rps=500.0, horizon_minutes=40)
-    result = bench.evaluate_scenario(s, bench.Sizes(4, 4, 6, 3), 7)
+    result = bench.evaluate_scenario(s, bench.Sizes(4, 4, 6, 3, 2), 7)
     assert set(made) == {"tune", "eval"}
     assert not set(made["tune"]) & set(made["eval"])
-    assert [row["kind"] for row in result["rows"]] == ["ours", "default", "tuned"]
-    assert result["rows"][2]["tuning"]["budget"] == bench.BUDGET
+    assert [row["kind"] for row in result["rows"]] == ["ours", "ours-fine", "default", "tuned"]
+    assert result["rows"][1]["results"]["good"] == 2
+    assert result["rows"][3]["tuning"]["budget"] == bench.BUDGET
 
 
 def _result(name: str, ours: dict[str, float], rival: dict[str, float]) -> dict[str, object]:
@@ -646,7 +672,7 @@ def test_quick_mode_writes_elsewhere_than_the_committed_results(
     assert bench.output_dir(quick=True) == ROOT / "bench" / "results" / "quick"
     assert "bench/results/quick/" in (ROOT / ".gitignore").read_text().splitlines()
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    monkeypatch.setattr(bench, "QUICK", bench.Sizes(good=3, bad=3, tune_good=3, tune_bad=2))
+    monkeypatch.setattr(bench, "QUICK", bench.Sizes(3, 3, 3, 2, 2))
     monkeypatch.setattr(bench, "scenarios", lambda: [scenario(rps=500.0, horizon_minutes=40)])
     every_rival = bench.rivals
     monkeypatch.setattr(bench, "rivals", lambda s: every_rival(s)[1:2])  # Flagger
