@@ -51,7 +51,7 @@ import statistics
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 from release.judge import Decision, JudgeConfig, JudgeState, Period, Verdict
 
@@ -365,18 +365,13 @@ OUR_STEPS = (0.10, 0.25, 0.50)
 
 
 class StepJudge(Protocol):
-    """``release.judge.JudgeState`` as the rewritten judge (issue 12) exposes it: one state per
-    release, carrying its evidence and its error budget across the steps; ``start_step`` before
-    the first minute of every step."""
+    """What the rollout needs of ``release.judge.JudgeState`` (a test may script it): one state
+    per release, carrying its evidence and its error budget across the steps; ``start_step``
+    before the first period of every step (the first one included, as ``watch`` does it)."""
 
     def start_step(self) -> None: ...
 
     def add(self, period: Period) -> Verdict: ...
-
-
-def release_judge_state(config: JudgeConfig) -> StepJudge:
-    """One ``JudgeState`` for a whole release (the API of the judge's rewrite, issue 12)."""
-    return cast(StepJudge, JudgeState(config))
 
 
 @dataclass
@@ -410,7 +405,7 @@ class OurJudge:
 
     config: JudgeConfig = field(default_factory=JudgeConfig)
     steps: tuple[float, ...] = OUR_STEPS
-    make_state: Callable[[JudgeConfig], StepJudge] = release_judge_state
+    make_state: Callable[[JudgeConfig], StepJudge] = JudgeState
     label: str = "ours"
 
     @property
