@@ -394,7 +394,8 @@ def targets(result: dict[str, Any]) -> list[Target]:
             Target(
                 name,
                 f"our {label} exposure <= the best tuned rival's",
-                f"{_count(ours[key])} vs {_count(value)} ({best['judge']})",
+                f"{_count(ours[key])} vs {_count(value)} ({best['judge']}, false rollback "
+                f"{_percent(best['results']['false_rollback'])})",
                 ours[key] <= value,
             )
         )

@@ -662,6 +662,7 @@ def test_targets_and_rival_wins_per_scenario() -> None:
     )
     assert [check.passed for check in bench.targets(lose)] == [False, True, False, True]
     assert bench.wins(lose) == {"X tuned": ["mean", "median"]}
+    assert bench.targets(lose)[0].measured == "10 vs 9 (X tuned, false rollback 0.0%)"
 
 
 def test_quick_mode_writes_elsewhere_than_the_committed_results(
