@@ -471,8 +471,9 @@ class AlarmShape:
 
 SAM_EXAMPLE_ALARM = AlarmShape(period_minutes=1, evaluation_periods=2, datapoints_to_alarm=2)
 """AWS SAM's gradual-deployment example ("Deploying serverless applications gradually"): the
-alarms ``AliasErrorMetricGreaterThanZeroAlarm`` and ``LatestVersionErrorMetricGreaterThanZero
-Alarm``, ``Errors`` Sum > 0 over ``Period: 60`` with ``EvaluationPeriods: 2``."""
+alarms ``AliasErrorMetricGreaterThanZeroAlarm`` and
+``LatestVersionErrorMetricGreaterThanZeroAlarm``, ``Errors`` Sum > 0 over ``Period: 60`` with
+``EvaluationPeriods: 2``."""
 FIVE_MINUTE_ALARM = AlarmShape(period_minutes=5, evaluation_periods=1, datapoints_to_alarm=1)
 
 
