@@ -110,6 +110,11 @@ few minutes of real traffic."""
 OUTAGE_MIN_EVENTS: Final = 5
 """A period with fewer pooled events is never an outage: too few to tell one from chance."""
 
+CAP_EVENTS: Final = 40
+"""A period with up to this many events (both versions) does at most half of a rollback's work;
+one with more, proportionally more: one burst of a few errors is not a regression, a thousand
+requests failing at once is."""
+
 DISPERSION_PRIOR: Final = 20.0
 """Pseudo-periods of binomial variance the dispersion estimate starts from."""
 
@@ -162,7 +167,7 @@ class JudgeConfig:
     max_periods: int = 60  # periods (of period_seconds) after which an undecided step times out
     on_timeout: OnTimeout = "WAIT"
     period_seconds: int = 60  # a period's length unless ``add`` is told otherwise
-    warmup_seconds: int = 120  # the canary's slow requests are not judged this long per step
+    warmup_seconds: int = 60  # the canary's slow requests are not judged this long per step
     outage_factor: float = 5.0  # a pooled rate this many times the release's is an outage
     dispersion: float = 1.0  # the least variance inflation assumed (1: none)
 
@@ -281,10 +286,12 @@ class _Test:
             self._residual(n_l, l_)
         if n_c and n_l and m:
             total = n_c + n_l
+            # A period of few events (a burst) never does more than half of a rollback's
+            # work; one of many events may do it all.
+            cap = design.rollback_bound / 2.0 * max(1.0, m / CAP_EVENTS)
             for index, theta in enumerate(THETAS):
                 step = c * math.log(theta) + m * math.log(total / (theta * n_c + n_l))
-                # One period (a burst) never does more than half of a rollback's work.
-                self.thetas[index] += min(step, design.rollback_bound / 2.0)
+                self.thetas[index] += min(step, cap)
             ratio = design.ratio[metric]
             self.promote += c * design.log_ratio[metric] + m * math.log(total / (ratio * n_c + n_l))
             self.pooled_requests += total
@@ -317,7 +324,10 @@ class _Test:
         if not self.live_events:
             return
         expected = n_l * self.live_events / self.live_requests
-        self.residuals += (l_ - expected) ** 2 / expected
+        # The rate is itself estimated from the periods before: without the second term a
+        # steady Poisson stream would average 1 + n_l/live_requests, not 1.
+        variance = expected * (1.0 + n_l / self.live_requests)
+        self.residuals += (l_ - expected) ** 2 / variance
         self.residual_periods += 1.0
 
     def mixture(self, dispersion: float) -> float:
@@ -574,9 +584,10 @@ class JudgeState:
         share = errors.canary_requests / requests
         if not 0.0 < share < 1.0:
             return None
-        return plan_step(
-            self.config, errors.rate("live"), slow.rate("live"), share, 1.0
-        ).canary_requests
+        # Rounded, so a step waiting period after period plans once, not every period.
+        return _planned_requests(
+            self.config, round(errors.rate("live"), 5), round(slow.rate("live"), 5), round(share, 3)
+        )
 
     # --- resuming --------------------------------------------------------------------------
 
@@ -616,6 +627,13 @@ class JudgeState:
         if final in ("PROMOTE", "ROLLBACK"):
             state._final = state._verdict(final)
         return state
+
+
+@lru_cache(maxsize=64)
+def _planned_requests(
+    config: JudgeConfig, error_rate: float, slow_rate: float, share: float
+) -> float:
+    return plan_step(config, error_rate, slow_rate, share, 1.0).canary_requests
 
 
 def _singular(metric: Metric) -> str:
