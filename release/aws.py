@@ -5,7 +5,7 @@ says what is known: refused, throttled, unreachable (outcome unknown) or no cred
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -106,6 +106,31 @@ def metric_query(
     }
 
 
+def _side_queries(
+    role: Role,
+    dimensions: Mapping[str, str],
+    specs: Sequence[tuple[str, str, str]],
+    period_seconds: int,
+    latency_threshold_ms: float,
+    *,
+    namespace: str = NAMESPACE,
+) -> list[dict[str, Any]]:
+    """One side's queries of ``(id suffix, metric, statistic)`` specs at one period; a
+    statistic's ``{threshold}`` is the latency threshold."""
+    threshold = f"{latency_threshold_ms:g}"
+    return [
+        metric_query(
+            f"{role}_{suffix}",
+            dimensions,
+            metric,
+            statistic.format(threshold=threshold),
+            period_seconds,
+            namespace=namespace,
+        )
+        for suffix, metric, statistic in specs
+    ]
+
+
 def metric_queries(
     dimensions: Mapping[Role, Mapping[str, str]],
     latency_threshold_ms: float,
@@ -114,25 +139,11 @@ def metric_queries(
 ) -> list[dict[str, Any]]:
     """GetMetricData queries for both sides of the traffic (each side's Lambda dimensions, see
     ``versioned_lambda_api.metrics.Traffic``): per-period counts, whole-window percentiles."""
-    threshold = f"{latency_threshold_ms:g}"
     queries = []
     for role in ROLES:
-        for suffix, metric, statistic in _PER_PERIOD:
-            queries.append(
-                metric_query(
-                    f"{role}_{suffix}",
-                    dimensions[role],
-                    metric,
-                    statistic.format(threshold=threshold),
-                    period_seconds,
-                )
-            )
-        for suffix, metric, statistic in _WHOLE_WINDOW:
-            queries.append(
-                metric_query(
-                    f"{role}_{suffix}", dimensions[role], metric, statistic, window_seconds
-                )
-            )
+        side = dimensions[role]
+        queries += _side_queries(role, side, _PER_PERIOD, period_seconds, latency_threshold_ms)
+        queries += _side_queries(role, side, _WHOLE_WINDOW, window_seconds, latency_threshold_ms)
     return queries
 
 
@@ -145,36 +156,18 @@ def function_metric_queries(
     """GetMetricData queries for both sides from the function's own metrics: per-period counts
     and whole-window percentiles, with Lambda's per-minute invocations, errors and throttles
     beside them (see :func:`read_trusted_metrics`)."""
-    threshold = f"{latency_threshold_ms:g}"
     minute = _checked_minute(period_seconds)
+    threshold, own = latency_threshold_ms, FUNCTION_NAMESPACE
     queries = []
     for role in ROLES:
-        for suffix, metric, statistic in _FUNCTION_PER_PERIOD:
-            queries.append(
-                metric_query(
-                    f"{role}_{suffix}",
-                    dimensions[role],
-                    metric,
-                    statistic.format(threshold=threshold),
-                    period_seconds,
-                    namespace=FUNCTION_NAMESPACE,
-                )
-            )
-        for suffix, metric, statistic in _LAMBDA_PER_MINUTE:
-            queries.append(
-                metric_query(f"{role}_{suffix}", dimensions[role], metric, statistic, minute)
-            )
-        for suffix, metric, statistic in _WHOLE_WINDOW:
-            queries.append(
-                metric_query(
-                    f"{role}_{suffix}",
-                    dimensions[role],
-                    metric,
-                    statistic,
-                    window_seconds,
-                    namespace=FUNCTION_NAMESPACE,
-                )
-            )
+        side = dimensions[role]
+        queries += _side_queries(
+            role, side, _FUNCTION_PER_PERIOD, period_seconds, threshold, namespace=own
+        )
+        queries += _side_queries(role, side, _LAMBDA_PER_MINUTE, minute, threshold)
+        queries += _side_queries(
+            role, side, _WHOLE_WINDOW, window_seconds, threshold, namespace=own
+        )
     return queries
 
 
