@@ -576,25 +576,32 @@ def _summary(
     )
 
 
-def _minute(fetched: Mapping[str, _Series], at: datetime) -> Minute:
+def _minute(
+    fetched: Mapping[str, _Series],
+    at: datetime,
+    specs: Sequence[tuple[str, str, str]] = _PER_PERIOD,
+) -> Minute:
+    """One period of both sides from the per-period queries of ``specs`` (Lambda's, or the
+    function's own): unusable when a query is not Complete or a point that must exist is
+    missing."""
     missing: list[str] = []
     counts: dict[str, int] = {}
     for role in ROLES:
-        for suffix, _, _ in _PER_PERIOD:
+        for suffix, _, _ in specs:
             got = fetched[f"{role}_{suffix}"]
             if got.status != "Complete":
                 missing.append(f"{role}_{suffix}: {got.status}")
-        requests = fetched[f"{role}_requests"].values.get(at)
-        counts[f"{role}_requests"] = round(requests or 0.0)
+        requests = round(fetched[f"{role}_requests"].values.get(at) or 0.0)
         errors = fetched[f"{role}_errors"].values.get(at)
         fast = fetched[f"{role}_fast"].values.get(at)
-        if counts[f"{role}_requests"]:
+        if requests:
             for suffix, point in (("errors", errors), ("fast", fast)):
                 if point is None and fetched[f"{role}_{suffix}"].status == "Complete":
                     missing.append(f"{role}_{suffix}: no point")
+        counts[f"{role}_requests"] = requests
         counts[f"{role}_errors"] = round(errors or 0.0)
         counts[f"{role}_slow"] = round(
-            counts[f"{role}_requests"] * (100.0 - (100.0 if fast is None else fast)) / 100.0
+            requests * (100.0 - (100.0 if fast is None else fast)) / 100.0
         )
     if missing:
         return Minute(at, None, tuple(missing))
@@ -669,28 +676,7 @@ def _read_function_metrics(
 
 def _function_period(fetched: Mapping[str, _Series], at: datetime) -> Minute:
     """One period from the function's own counts, with ``_minute``'s rules."""
-    missing: list[str] = []
-    counts: dict[str, int] = {}
-    for role in ROLES:
-        for suffix, _, _ in _FUNCTION_PER_PERIOD:
-            got = fetched[f"{role}_{suffix}"]
-            if got.status != "Complete":
-                missing.append(f"{role}_{suffix}: {got.status}")
-        requests = round(fetched[f"{role}_requests"].values.get(at) or 0.0)
-        failures = fetched[f"{role}_errors"].values.get(at)
-        fast = fetched[f"{role}_fast"].values.get(at)
-        if requests:
-            for suffix, point in (("errors", failures), ("fast", fast)):
-                if point is None and fetched[f"{role}_{suffix}"].status == "Complete":
-                    missing.append(f"{role}_{suffix}: no point")
-        counts[f"{role}_requests"] = requests
-        counts[f"{role}_errors"] = round(failures or 0.0)
-        counts[f"{role}_slow"] = round(
-            requests * (100.0 - (100.0 if fast is None else fast)) / 100.0
-        )
-    if missing:
-        return Minute(at, None, tuple(missing))
-    return Minute(at, Period(**counts))
+    return _minute(fetched, at, _FUNCTION_PER_PERIOD)
 
 
 def _checked_against_lambda(
