@@ -456,7 +456,7 @@ class Release:
             self._plan(verdict)
             progress.save(self._progress_path, run)
             if verdict.decision == "CONTINUE" and not self._changes(state, seen):
-                self._undecided(verdict)
+                self._undecided(verdict, window)
                 if deadline is not None and current >= deadline:
                     self.out(f"stopped watching after {max_minutes} min with no decision")
                     return "CONTINUE"
@@ -548,14 +548,18 @@ class Release:
             f"passes in {when} (a plan: Wald's average, not a promise)"
         )
 
-    def _undecided(self, verdict: Verdict) -> None:
-        """After a step's bake without a decision: say once how long the evidence needs at
-        this traffic and keep watching, or stop when that is more than :data:`UNDECIDABLE`."""
-        step = int(verdict.evidence["step"])
-        if not verdict.timed_out or self._announced_step == step:
+    def _undecided(self, verdict: Verdict, window: aws.TrustedWindow) -> None:
+        """After a step's bake without a decision: keep watching while the evidence can come
+        within :data:`UNDECIDABLE` at the canary's traffic now (said once per step), else
+        stop."""
+        if not verdict.timed_out:
             return
-        self._announced_step = step
-        needed = _minutes_needed(self.judge_config, verdict.evidence)
+        periods = window.usable_periods
+        recent = None
+        if periods:
+            minutes = len(periods) * window.period_seconds / 60.0
+            recent = sum(period.canary_requests for period in periods) / minutes
+        needed = _minutes_needed(self.judge_config, verdict.evidence, recent)
         if needed * 60 > UNDECIDABLE.total_seconds():
             raise CanaryStillLiveError(
                 f"stopped watching: undecidable at this traffic. {verdict.reason} That is more "
@@ -563,10 +567,13 @@ class Release:
                 f"{self._percent():g}%; 'make release-rollback STACK={self.stack}' stops it, "
                 "watching with '--on-timeout PROMOTE' promotes it UNVERIFIED"
             )
-        self.out(
-            f"step {step} is undecided after its bake; at this traffic the evidence needs "
-            f"about {needed:,.0f} min more: watching on"
-        )
+        step = int(verdict.evidence["step"])
+        if self._announced_step != step:
+            self._announced_step = step
+            self.out(
+                f"step {step} is undecided after its bake; at this traffic the evidence needs "
+                f"about {needed:,.0f} min more: watching on"
+            )
 
     @contextmanager
     def _acting(self) -> Iterator[None]:
@@ -816,11 +823,15 @@ def _errors_of(evidence: dict[str, float], side: Role) -> str:
     return f"{evidence[f'{side}_error_rate']:.2%} errors of {evidence[f'{side}_requests']:,.0f}"
 
 
-def _minutes_needed(config: JudgeConfig, evidence: dict[str, float]) -> float:
+def _minutes_needed(
+    config: JudgeConfig, evidence: dict[str, float], per_minute: float | None = None
+) -> float:
     """Minutes more the evidence needs for a decision on a canary as good as live, at the
-    traffic and rates the current step has seen (:func:`plan_step`); inf without traffic."""
-    minutes = evidence["step_seconds"] / 60.0
-    per_minute = evidence["step_canary_requests"] / minutes if minutes else 0.0
+    rates seen and ``per_minute`` canary requests (default: the current step's average)
+    (:func:`plan_step`); inf without canary traffic."""
+    if per_minute is None:
+        minutes = evidence["step_seconds"] / 60.0
+        per_minute = evidence["step_canary_requests"] / minutes if minutes else 0.0
     requests = evidence["canary_requests"] + evidence["live_requests"]
     share = evidence["canary_requests"] / requests if requests else 0.0
     if per_minute <= 0 or not 0.0 < share < 1.0:

@@ -486,3 +486,15 @@ def test_each_step_says_how_long_it_needs_once_it_sees_the_traffic(program: Path
     # before a plan is worth saying.
     assert [line.split(":")[0] for line in plans] == ["step 1 at 10%"]
     assert "min more (a plan: Wald's average, not a promise)" in plans[0]
+
+
+def test_an_undecided_step_whose_traffic_dries_up_stops_saying_so(program: Path) -> None:
+    traffic = ServedTraffic()
+    release, deployer, lines = release_for(program, traffic)
+    release.judge_config = JudgeConfig(max_periods=5)
+    # Traffic for the bake and a little after, then none reaches the canary any more.
+    script = [(270, 1, 30, 0)] * 8 + [(270, 1, 0, 0)] * 600
+    with pytest.raises(CanaryStillLiveError, match="undecidable at this traffic"):
+        watch(release, traffic, script)
+    assert sum("undecided after its bake" in line for line in lines) == 1
+    assert (traffic.stage_percent, deployer.ups) == (10.0, 0)

@@ -11,16 +11,19 @@ import sys
 import tempfile
 import textwrap
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from release import progress
 from release.config_file import (
     ConfigFileError,
     ConflictError,
     NotWritableError,
     StackConfigFile,
 )
+from release.judge import JudgeConfig, JudgeState, Period
 from release.lock import StackLockedError, lock_path, stack_lock
 from tests.conftest import ROOT
 
@@ -353,3 +356,54 @@ def test_waiting_for_the_lock_gets_it_once_released(program: Path) -> None:
     with stack_lock(stack_file(program), "prod", command="rollback", wait_seconds=10):
         got.set()
     thread.join()
+
+
+# --- The release tool's notes, and a watch's progress --------------------------------------
+
+
+def test_a_note_goes_above_its_key_once_keeps_crlf_and_goes_away(program: Path) -> None:
+    crlf = b"\xef\xbb\xbf" + stack_file(program).read_bytes().replace(b"\n", b"\r\n")
+    stack_file(program).write_bytes(crlf)
+    for text in ("v4 promoted UNVERIFIED", "v5 promoted UNVERIFIED"):
+        config = open_prod(program)
+        config.set("stableVersion", text[1])
+        config.note("stableVersion", text)
+        config.save()
+    edited = stack_file(program).read_bytes()
+    assert edited.startswith(b"\xef\xbb\xbf")
+    assert b"\n" not in edited.replace(b"\r\n", b"")
+    lines = edited.decode("utf-8-sig").split("\r\n")
+    key = lines.index('  event-logger:stableVersion: "5"')
+    assert lines[key - 1] == "  # release note: v5 promoted UNVERIFIED"
+    assert sum("release note" in line for line in lines) == 1  # replaced, not added
+    config = open_prod(program)
+    config.note("stableVersion", None)
+    config.save()
+    assert b"release note" not in stack_file(program).read_bytes()
+    assert open_prod(program).get("stableVersion") == "5"
+
+
+def test_a_watchs_progress_round_trips_and_anything_else_is_refused_with_why(
+    program: Path,
+) -> None:
+    path = progress.progress_path(stack_file(program))
+    assert path.name == ".Pulumi.prod.yaml.watch.json"
+    assert progress.load(path, JudgeConfig()) == (None, None)  # none at all
+    judge = JudgeState(JudgeConfig())
+    judge.add(Period(2700, 14, 27, 300, 1, 3))
+    saved = progress.Progress("3", "4", 10.0, 420.0, datetime(2026, 11, 30, 12, 1, tzinfo=UTC),
+                              judge, ["10%"])  # fmt: skip
+    progress.save(path, saved)
+    loaded, why = progress.load(path, JudgeConfig())
+    assert why is None
+    assert loaded is not None
+    assert loaded.to_json() == saved.to_json()
+    assert loaded.matches("3", "4", 10.0) is None
+    assert loaded.matches("3", "4", 25.0) == "it was at 10%, the canary now takes 25%"
+    path.write_text("{not json")
+    assert progress.load(path, JudgeConfig())[1].startswith(f"{path.name} is unreadable")  # type: ignore[union-attr]
+    path.write_text(json.dumps({**saved.to_json(), "format": 99}))
+    assert progress.load(path, JudgeConfig()) == (None, f"{path.name} is of another format")
+    progress.clear(path)
+    progress.clear(path)  # clearing twice is fine
+    assert not path.exists()
