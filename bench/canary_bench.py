@@ -157,6 +157,7 @@ FULL = Sizes(good=1000, bad=1000, tune_good=1000, tune_bad=300, fine=300)
 
 FINE_SECONDS = 10
 FINE_SCENARIOS = ("low", "medium", "high", "latency", "cold-start")
+SMALL_FIRST_STEP = (0.05, 0.25, 0.50)
 """Where ours is also run on 10-second periods (the function's embedded-metric-format counts,
 issue 12 point 4): the traffic levels, and the cold start its warm-up is measured in seconds
 for. Not everywhere: a 10-second judge reads six times the periods."""
@@ -305,6 +306,12 @@ def evaluate_scenario(scenario: Scenario, sizes: Sizes, seed: int) -> dict[str, 
         summary = evaluate(fine, good[: sizes.fine], bad[: sizes.fine], FINE_SECONDS)
         setting = f"same, on {FINE_SECONDS}-second counts ({sizes.fine} + {sizes.fine} releases)"
         rows.append(_row(fine.name, "ours-fine", setting, summary))
+        # The tuned Flagger's first step is 5%: ours at the same first step, for a comparison
+        # of the judges rather than of the schedules (not a target: our defaults are).
+        small = replace(fine, steps=SMALL_FIRST_STEP, label=f"{fine.label}, 5% first step")
+        summary = evaluate(small, good[: sizes.fine], bad[: sizes.fine], FINE_SECONDS)
+        setting = "5% -> 25% -> 50% -> 100%, 10-second counts (a stack's canaryPercent 5)"
+        rows.append(_row(small.name, "ours-small", setting, summary))
     for rival in rivals(scenario):
         default = evaluate(rival.default, good, bad)
         rows.append(_row(f"{rival.family} defaults", "default", rival.default_label, default))
