@@ -86,6 +86,7 @@ class Release:
     last_state: StackState | None = field(default=None, init=False)
     _announced_step: int = field(default=0, init=False, repr=False)
     _planned_step: int = field(default=0, init=False, repr=False)
+    _source: tuple[str, int] | None = field(default=None, init=False, repr=False)
     """What the step last read of the file, the stack and AWS: what an interrupted step
     reports."""
 
@@ -452,6 +453,7 @@ class Release:
                 continue
             failed_reads = 0
             verdict = self._feed(run, window, current)
+            self._say_source(window)
             self._say_period(elapsed, window, verdict)
             self._plan(verdict)
             progress.save(self._progress_path, run)
@@ -527,6 +529,19 @@ class Release:
             if verdict.decision != "CONTINUE":
                 break
         return verdict
+
+    def _say_source(self, window: aws.TrustedWindow) -> None:
+        """Say where the evidence comes from whenever that changes: the function's own
+        counts, or Lambda's minutes and why."""
+        source = (window.source, window.period_seconds)
+        if not window.minutes or source == self._source:
+            return  # an empty window says nothing of where the evidence comes from
+        self._source = source
+        if window.source == "function":
+            self.out(f"evidence: the function's own counts, every {window.period_seconds} s")
+        else:
+            why = f" ({window.fallback})" if window.fallback else ""
+            self.out(f"evidence: Lambda's per-minute metrics{why}")
 
     def _plan(self, verdict: Verdict) -> None:
         """Say once per step, as soon as a minute of it shows the traffic, how long the step

@@ -434,3 +434,18 @@ def test_a_rollback_whose_apply_failed_converges_when_run_again(world: World) ->
     assert "re-applied" in again.out
     assert world.deployer.outputs()["canaryPercent"] == 0
     assert world.account.canary is None  # the apply removed the settings, as the file says
+
+
+def test_watch_says_it_judges_on_lambdas_minutes_when_the_versions_publish_none(
+    world: World,
+) -> None:
+    # The account's versions predate the function's own metrics.
+    world.account.traffic.error_rate = CANARY_ERROR_RATE
+    said: list[str] = []
+    world.release(said.append, latency_threshold_ms=500.0).watch(
+        world.clients, sleep=world.account.sleep, now=world.account.clock
+    )
+    sources = [line for line in said if line.startswith("evidence:")]
+    assert len(sources) == 1  # said once, not every minute
+    assert sources[0].startswith("evidence: Lambda's per-minute metrics (")
+    assert "publishes no metrics of its own" in sources[0]
