@@ -468,10 +468,11 @@ class Release:
                 outcome = self._act(verdict, state, self.read_state(clients, outputs), clients, run)
             if outcome != "ADVANCED":
                 return outcome
-            state = self._check_applied(clients, outputs)
+            # Saved first: a watch stopped by the check below resumes at the new share.
             run.judge.start_step()
             run.percent = self._percent()
             progress.save(self._progress_path, run)
+            state = self._check_applied(clients, outputs)
 
     @property
     def _progress_path(self) -> Path:
