@@ -24,7 +24,7 @@ from typing import Any
 from release import aws, progress
 from release.config_file import ConfigFileError, StackConfigFile
 from release.deploy import ApplyError, Deployer
-from release.judge import JudgeConfig, JudgeState, Verdict, judge, plan_step
+from release.judge import JudgeConfig, JudgeState, Verdict, judge, minutes_needed
 from release.lock import StackLockedError
 from release.state import FileSays, Mode, StackState, share
 from versioned_lambda_api.metrics import Role, stage_traffic
@@ -47,8 +47,6 @@ class CanaryStillLiveError(ReleaseError):
 
 CATCH_UP = timedelta(hours=3)
 """The furthest back a resumed watch reads the metrics it did not judge."""
-GIVE_UP = timedelta(minutes=10)
-"""How long a period CloudWatch has not fully answered is waited for before it is left out."""
 UNDECIDABLE = timedelta(hours=24)
 """A step whose evidence needs longer than this at the traffic seen is undecidable."""
 
@@ -452,7 +450,7 @@ class Release:
                 self._unreadable(error, failed_reads, elapsed)
                 continue
             failed_reads = 0
-            verdict = self._feed(run, window, current)
+            verdict = run.feed(window, current)
             self._say_source(window)
             self._say_period(elapsed, window, verdict)
             self._plan(verdict)
@@ -511,26 +509,6 @@ class Release:
             judge=JudgeState(self.judge_config),
         )
 
-    def _feed(
-        self, run: progress.Progress, window: aws.TrustedWindow, current: datetime
-    ) -> Verdict:
-        """Give the judge the window's periods it has not judged, oldest first. A period
-        CloudWatch has not fully answered is waited for (the judge sees periods in order),
-        unless it is older than :data:`GIVE_UP`: then it is left out for good."""
-        verdict = run.judge.verdict
-        length = timedelta(seconds=window.period_seconds)
-        for minute in window.minutes:
-            if minute.at < run.judged_until:
-                continue
-            if minute.period is None and current - minute.at < GIVE_UP:
-                break
-            if minute.period is not None:
-                verdict = run.judge.add(minute.period, window.period_seconds)
-            run.judged_until = minute.at + length
-            if verdict.decision != "CONTINUE":
-                break
-        return verdict
-
     def _say_source(self, window: aws.TrustedWindow) -> None:
         """Say where the evidence comes from whenever that changes: the function's own
         counts, or Lambda's minutes and why."""
@@ -557,7 +535,7 @@ class Release:
         ):
             return
         self._planned_step = step
-        needed = _minutes_needed(self.judge_config, evidence)
+        needed = minutes_needed(self.judge_config, evidence)
         when = "more than a day" if math.isinf(needed) else f"about {needed:,.0f} min more"
         self.out(
             f"step {step} at {self._percent():g}%: at this traffic a canary as good as live "
@@ -575,7 +553,7 @@ class Release:
         if periods:
             minutes = len(periods) * window.period_seconds / 60.0
             recent = sum(period.canary_requests for period in periods) / minutes
-        needed = _minutes_needed(self.judge_config, verdict.evidence, recent)
+        needed = minutes_needed(self.judge_config, verdict.evidence, recent)
         if needed * 60 > UNDECIDABLE.total_seconds():
             raise CanaryStillLiveError(
                 f"stopped watching: undecidable at this traffic. {verdict.reason} That is more "
@@ -837,25 +815,6 @@ def _unusable(window: aws.TrustedWindow) -> str:
 def _errors_of(evidence: dict[str, float], side: Role) -> str:
     """E.g. ``0.48% errors of 21,600``, from the judge's evidence for the release."""
     return f"{evidence[f'{side}_error_rate']:.2%} errors of {evidence[f'{side}_requests']:,.0f}"
-
-
-def _minutes_needed(
-    config: JudgeConfig, evidence: dict[str, float], per_minute: float | None = None
-) -> float:
-    """Minutes more the evidence needs for a decision on a canary as good as live, at the
-    rates seen and ``per_minute`` canary requests (default: the current step's average)
-    (:func:`plan_step`); inf without canary traffic."""
-    if per_minute is None:
-        minutes = evidence["step_seconds"] / 60.0
-        per_minute = evidence["step_canary_requests"] / minutes if minutes else 0.0
-    requests = evidence["canary_requests"] + evidence["live_requests"]
-    share = evidence["canary_requests"] / requests if requests else 0.0
-    if per_minute <= 0 or not 0.0 < share < 1.0:
-        return math.inf
-    plan = plan_step(
-        config, evidence["live_error_rate"], evidence["live_slow_rate"], share, per_minute
-    )
-    return max(0.0, plan.canary_requests - evidence["canary_requests"]) / per_minute
 
 
 def format_status(report: StatusReport) -> list[str]:

@@ -707,6 +707,25 @@ def plan_step(
     return StepPlan(requests, periods, max(bad))
 
 
+def minutes_needed(
+    config: JudgeConfig, evidence: dict[str, float], per_minute: float | None = None
+) -> float:
+    """Minutes more a verdict's ``evidence`` needs for a decision on a canary as good as
+    live, at the rates seen and ``per_minute`` canary requests (default: the current step's
+    average), by :func:`plan_step`; inf without canary traffic."""
+    if per_minute is None:
+        minutes = evidence["step_seconds"] / 60.0
+        per_minute = evidence["step_canary_requests"] / minutes if minutes else 0.0
+    requests = evidence["canary_requests"] + evidence["live_requests"]
+    share = evidence["canary_requests"] / requests if requests else 0.0
+    if per_minute <= 0 or not 0.0 < share < 1.0:
+        return math.inf
+    plan = plan_step(
+        config, evidence["live_error_rate"], evidence["live_slow_rate"], share, per_minute
+    )
+    return max(0.0, plan.canary_requests - evidence["canary_requests"]) / per_minute
+
+
 def _sample_size(
     config: JudgeConfig, rate: float, share: float, true_ratio: float, ratio: float
 ) -> float:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from release.aws import TrustedWindow
 from release.config_file import atomic_write
-from release.judge import JudgeConfig, JudgeState
+from release.judge import JudgeConfig, JudgeState, Verdict
 
 FORMAT = 1
+GIVE_UP = timedelta(minutes=10)
+"""How long a period CloudWatch has not fully answered is waited for before it is left out."""
 
 
 def progress_path(stack_file: Path) -> Path:
@@ -51,6 +54,24 @@ class Progress:
         if self.percent != percent:
             return f"it was at {self.percent:g}%, the canary now takes {percent:g}%"
         return None
+
+    def feed(self, window: TrustedWindow, now: datetime) -> Verdict:
+        """Give the judge the window's periods it has not judged, oldest first. A period
+        CloudWatch has not fully answered is waited for (the judge sees periods in order),
+        unless it is older than :data:`GIVE_UP`: then it is left out for good."""
+        verdict = self.judge.verdict
+        length = timedelta(seconds=window.period_seconds)
+        for minute in window.minutes:
+            if minute.at < self.judged_until:
+                continue
+            if minute.period is None and now - minute.at < GIVE_UP:
+                break
+            if minute.period is not None:
+                verdict = self.judge.add(minute.period, window.period_seconds)
+            self.judged_until = minute.at + length
+            if verdict.decision != "CONTINUE":
+                break
+        return verdict
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -11,12 +11,13 @@ import sys
 import tempfile
 import textwrap
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from release import progress
+from release.aws import Minute, TrustedWindow, VersionSummary
 from release.config_file import (
     ConfigFileError,
     ConflictError,
@@ -407,3 +408,28 @@ def test_a_watchs_progress_round_trips_and_anything_else_is_refused_with_why(
     progress.clear(path)
     progress.clear(path)  # clearing twice is fine
     assert not path.exists()
+
+
+def test_a_watch_feeds_each_period_once_waits_for_an_incomplete_one_then_gives_up() -> None:
+    t0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    run = progress.Progress("3", "4", 10.0, 420.0, t0, JudgeState(JudgeConfig()))
+    good = Period(2700, 14, 27, 300, 1, 3)
+
+    def window(*usable: bool) -> TrustedWindow:
+        minutes = [
+            Minute(t0 + timedelta(minutes=k), good if ok else None, () if ok else ("x: no point",))
+            for k, ok in enumerate(usable)
+        ]
+        return TrustedWindow(minutes, VersionSummary.empty(), VersionSummary.empty(), {})
+
+    # 12:01 is incomplete and young: judged up to it, and waited for.
+    run.feed(window(True, False, True), t0 + timedelta(minutes=5))
+    assert run.judged_until == t0 + timedelta(minutes=1)
+    assert run.judge.verdict.evidence["canary_requests"] == 300
+    # The same minutes read again: nothing judged twice; 12:01 now complete.
+    run.feed(window(True, True, True), t0 + timedelta(minutes=6))
+    assert run.judge.verdict.evidence["canary_requests"] == 900
+    # An incomplete minute older than GIVE_UP is left out for good, and the rest judged.
+    run.feed(window(True, True, True, False, True), t0 + timedelta(minutes=14))
+    assert run.judged_until == t0 + timedelta(minutes=5)
+    assert run.judge.verdict.evidence["canary_requests"] == 1200
