@@ -340,6 +340,7 @@ class Workflow:
     burst: float = 1.0
     shares: tuple[float, ...] = (0.1, 0.25, 0.5)
     max_periods: int = 600
+    swing: float = 0.0  # traffic varies by this fraction over a 4-hour cycle (diurnal)
 
     def errors(self, rng: random.Random, n: int, rate: float) -> int:
         if self.burst == 1.0:
@@ -353,12 +354,15 @@ class Workflow:
         periods = 0
         for share in self.shares:
             state.start_step()
-            n_c = round(self.requests * share)
-            n_l = self.requests - n_c
             while True:
                 periods += 1
                 if periods > self.max_periods:
                     return "UNDECIDED"
+                requests = round(
+                    self.requests * (1 + self.swing * math.sin(2 * math.pi * periods / 240))
+                )
+                n_c = round(requests * share)
+                n_l = requests - n_c
                 verdict = state.add(
                     Period(
                         n_l,
@@ -410,6 +414,15 @@ def test_a_twice_worse_release_is_promoted_at_most_beta_over_all_its_steps() -> 
     print(f"2x errors: {result}")
     assert result.get("PROMOTE", 0.0) <= BETA + tolerance(BETA, RELEASES)
     assert result.get("ROLLBACK", 0.0) >= 0.97
+
+
+def test_diurnal_traffic_keeps_both_bounds() -> None:
+    # Traffic between 20% and 180% of 1,000 requests a minute; the shares change every step.
+    good = releases(replace(BUSY, swing=0.8), 5, 300)
+    bad = releases(replace(BUSY, swing=0.8, error_ratio=2.0), 6, 300)
+    print(f"diurnal good: {good}, bad: {bad}")
+    assert good.get("ROLLBACK", 0.0) <= ALPHA + tolerance(ALPHA, 300)
+    assert bad.get("PROMOTE", 0.0) <= BETA + tolerance(BETA, 300)
 
 
 def test_clustered_errors_keep_the_false_rollback_bound() -> None:
