@@ -385,6 +385,13 @@ def wins(result: dict[str, Any]) -> dict[str, list[str]]:
     return beaten
 
 
+def _over_budget(results: dict[str, Any]) -> bool:
+    """Whether a judge's false rollback is above the budget beyond chance on its good
+    releases (two binomial standard deviations)."""
+    good = results.get("good") or 1
+    return bool(results["false_rollback"] > BUDGET + 2 * math.sqrt(BUDGET * (1 - BUDGET) / good))
+
+
 def targets(result: dict[str, Any]) -> list[Target]:
     """Issue 12's targets on one scenario: our mean and p90 exposure at most the best tuned
     rival's (tuned to the same false-rollback budget), our false promote within 1% (the point
@@ -393,16 +400,26 @@ def targets(result: dict[str, Any]) -> list[Target]:
     name = result["scenario"]["name"]
     ours = _results(result, "ours")[0]["results"]
     tuned = _results(result, "tuned")
+    # "At equal false rollback": a rival tuned to the budget on its tuning releases whose false
+    # rollback on the evaluation ones is above it beyond chance (two binomial standard
+    # deviations) spends more of the budget than it was given, and is not compared.
+    equal = [row for row in tuned if not _over_budget(row["results"])]
+    left_out = [
+        f"{row['judge']} left out: false rollback {_percent(row['results']['false_rollback'])}"
+        for row in tuned
+        if _over_budget(row["results"])
+    ]
+    note = f"; {', '.join(left_out)}" if left_out and equal else ""
     checks = []
     for key, label in (("exposure_mean", "mean"), ("exposure_p90", "p90")):
-        best = min(tuned, key=lambda row: row["results"][key])
+        best = min(equal or tuned, key=lambda row: row["results"][key])
         value = best["results"][key]
         checks.append(
             Target(
                 name,
                 f"our {label} exposure <= the best tuned rival's",
                 f"{_count(ours[key])} vs {_count(value)} ({best['judge']}, false rollback "
-                f"{_percent(best['results']['false_rollback'])})",
+                f"{_percent(best['results']['false_rollback'])}{note})",
                 ours[key] <= value,
             )
         )

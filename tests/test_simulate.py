@@ -647,6 +647,28 @@ def _result(name: str, ours: dict[str, float], rival: dict[str, float]) -> dict[
     }
 
 
+def test_a_rival_over_the_budget_beyond_chance_is_not_compared() -> None:
+    bench = load_bench()
+    result = _result("c", {"exposure_mean": 10, "exposure_p90": 20}, {})
+    rows = result["rows"]
+    assert isinstance(rows, list)
+    base = {"good": 1000.0, "exposure_median": 0.0, "false_promote": 0.0}
+    # 1.8% of 1,000 good releases: above 1% + 2 sd (1.63%); 1.5% is within chance.
+    rows[1]["results"] = {**base, "exposure_mean": 5, "exposure_p90": 9, "false_rollback": 0.018}
+    rows.append(
+        {
+            "judge": "Y tuned",
+            "kind": "tuned",
+            "results": {**base, "exposure_mean": 12, "exposure_p90": 30, "false_rollback": 0.015},
+        }
+    )
+    mean, p90 = bench.targets(result)[:2]
+    assert (mean.passed, p90.passed) == (True, True)
+    assert mean.measured == (
+        "10 vs 12 (Y tuned, false rollback 1.5%; X tuned left out: false rollback 1.8%)"
+    )
+
+
 def test_targets_and_rival_wins_per_scenario() -> None:
     bench = load_bench()
     win = _result(
