@@ -258,7 +258,7 @@ def _setup_advice(error: BaseException, config: StackConfigFile) -> str | None:
     if isinstance(error, exceptions.NoRegionError):
         return (
             f"no AWS region: set aws:region in {config.path.name} ('pulumi config set "
-            f"aws:region <region> --stack {config.path.stem.removeprefix('Pulumi.')}'), or "
+            f"aws:region <region> --stack {config.stack}'), or "
             "AWS_REGION"
         )
     if isinstance(error, exceptions.ProfileNotFound):
@@ -282,33 +282,30 @@ def _interrupted(
     serves now (read again: an apply the interrupt cut short may have changed it; Pulumi
     cancels its update on the same Ctrl-C)."""
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr)
-
     if command == "status":
-        say("interrupted")
+        _say("interrupted")
         return
-    stack = config.path.stem.removeprefix("Pulumi.")
+    stack = config.stack
     stopped = (
         f"interrupted: {command} stopped; {config.path.name} says canaryPercent "
         f"{config.read('canaryPercent')}, stableVersion {config.read('stableVersion') or 'unset'}"
     )
     if release.last_state is None or clients is None:
-        say(f"{stopped} (if an apply was cut short, 'make up STACK={stack}' completes it)")
+        _say(f"{stopped} (if an apply was cut short, 'make up STACK={stack}' completes it)")
         return
-    say(stopped)
-    say("reading what AWS serves now (Ctrl-C again to skip) ...")
+    _say(stopped)
+    _say("reading what AWS serves now (Ctrl-C again to skip) ...")
     try:
         state = release.read_state(clients, release.last_state.outputs)
     except (AwsError, KeyboardInterrupt) as error:
         reason = error.message if isinstance(error, AwsError) else "skipped"
-        say(f"AWS not read again ({reason}): 'make release-status STACK={stack}' shows it")
+        _say(f"AWS not read again ({reason}): 'make release-status STACK={stack}' shows it")
         return
-    say(f"AWS: {state.live.describe()}")
+    _say(f"AWS: {state.live.describe()}")
     for difference in state.differences():
-        say(f"drift: {difference}")
+        _say(f"drift: {difference}")
     if command == "watch" and state.live.percent > 0:
-        say(
+        _say(
             f"the canary is live and unwatched: 'make release-watch STACK={stack}' resumes, "
             f"'make release-rollback STACK={stack}' stops it"
         )

@@ -82,17 +82,19 @@ class Release:
     exclusive: Callable[[], AbstractContextManager[object]] = nullcontext
     """The stack's lock, which ``watch`` takes for each of its actions."""
     last_state: StackState | None = field(default=None, init=False)
+    """What the step last read of the file, the stack and AWS: what an interrupted step
+    reports."""
+    # What watch has said once: the step it planned, the step it called undecided, and where
+    # its evidence comes from.
     _announced_step: int = field(default=0, init=False, repr=False)
     _planned_step: int = field(default=0, init=False, repr=False)
     _source: tuple[str, int] | None = field(default=None, init=False, repr=False)
-    """What the step last read of the file, the stack and AWS: what an interrupted step
-    reports."""
 
     # --- state -------------------------------------------------------------------------
 
     @property
     def stack(self) -> str:
-        return self.config.path.stem.removeprefix("Pulumi.")
+        return self.config.stack
 
     def _outputs(self) -> dict[str, Any]:
         try:
@@ -224,9 +226,7 @@ class Release:
         if clients is not None:
             state = self.read_state(clients)
             self._report(state)
-            if self.apply and not math.isclose(
-                state.live.percent, state.expected_percent, abs_tol=1e-6
-            ):
+            if self.apply and not state.serves_the_file:
                 self.out(
                     f"applying canaryPercent {current:g} first, so AWS serves it; run advance "
                     "again after its bake"
@@ -467,14 +467,18 @@ class Release:
             if outcome != "ADVANCED":
                 return outcome
             # Saved first: a watch stopped by the check below resumes at the new share.
-            run.judge.start_step()
-            run.percent = self._percent()
-            progress.save(self._progress_path, run)
+            self._next_step(run)
             state = self._check_applied(clients, outputs)
 
     @property
     def _progress_path(self) -> Path:
         return progress.progress_path(self.config.path)
+
+    def _next_step(self, run: progress.Progress) -> None:
+        """The file's share is the next step's: the judge starts it, and the progress says so."""
+        run.judge.start_step()
+        run.percent = self._percent()
+        progress.save(self._progress_path, run)
 
     def _watch_run(
         self,
@@ -618,9 +622,7 @@ class Release:
         self.advance()
         if not self.apply:
             # The next watch, once the new share is deployed, resumes with this evidence.
-            run.judge.start_step()
-            run.percent = self._percent()
-            progress.save(self._progress_path, run)
+            self._next_step(run)
             self.out("stopped watching: watch again once the new share is deployed")
             return "PROMOTE"
         return "ADVANCED"
@@ -708,7 +710,7 @@ class Release:
         """After watch's own advance: AWS must serve the file's new share, which the next
         periods judge."""
         state = self.read_state(clients, outputs)
-        if not math.isclose(state.live.percent, state.expected_percent, abs_tol=1e-6):
+        if not state.serves_the_file:
             raise CanaryStillLiveError(
                 f"stopped watching: canaryPercent {self._percent():g} is applied, but AWS "
                 f"sends the canary {share(state.live.percent)}% ({state.live.describe()}): "

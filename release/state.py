@@ -22,6 +22,12 @@ _HOW: dict[str, str] = {
 }
 
 
+def same_share(a: float, b: float) -> bool:
+    """Whether two shares in percent are one: alias weights read back as 0.1 make
+    10.000000000000002%."""
+    return math.isclose(a, b, abs_tol=1e-6)
+
+
 def share(percent: float) -> str:
     """A share for people: ``10``, ``2.5``; alias weights read back as 0.1 print as 10."""
     return f"{round(percent, 4):g}"
@@ -73,7 +79,12 @@ class StackState:
     def file_not_deployed(self) -> bool:
         """Whether the last deploy set another ``canaryPercent`` than the file says."""
         deployed = self.deployed_percent
-        return deployed is not None and not math.isclose(deployed, self.file.percent, abs_tol=1e-6)
+        return deployed is not None and not same_share(deployed, self.file.percent)
+
+    @property
+    def serves_the_file(self) -> bool:
+        """Whether AWS sends the canary the share the file means."""
+        return same_share(self.live.percent, self.expected_percent)
 
     @property
     def mode(self) -> Mode:
@@ -93,8 +104,8 @@ class StackState:
                 "one behind ('rollback' stops both)"
             )
         live, expected, deployed = self.live.percent, self.expected_percent, self.deployed_percent
-        if not math.isclose(live, expected, abs_tol=1e-6):
-            if deployed is not None and math.isclose(deployed, self.file.percent, abs_tol=1e-6):
+        if not self.serves_the_file:
+            if deployed is not None and not self.file_not_deployed:
                 cause = f"changed outside Pulumi since the last deploy; {make_up} restores it"
             else:
                 cause = f"the file is not deployed; {make_up} applies it"
