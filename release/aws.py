@@ -641,7 +641,7 @@ def _read_function_metrics(
         block = []
         moment = at
         while moment < block_end:
-            block.append(_function_period(fetched, moment))
+            block.append(_minute(fetched, moment, _FUNCTION_PER_PERIOD))
             moment += timedelta(seconds=period_seconds)
         if block_end == at + timedelta(seconds=minute):
             block = _checked_against_lambda(fetched, at, block)
@@ -672,11 +672,6 @@ def _read_function_metrics(
     if not checked:
         return window, "no whole minute of Lambda's invocations to check the function's against"
     return window, None
-
-
-def _function_period(fetched: Mapping[str, _Series], at: datetime) -> Minute:
-    """One period from the function's own counts, with ``_minute``'s rules."""
-    return _minute(fetched, at, _FUNCTION_PER_PERIOD)
 
 
 def _checked_against_lambda(
