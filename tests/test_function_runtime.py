@@ -34,7 +34,7 @@ import pytest
 from release import evidence_cost
 from tests import emf
 from tests.events_table import create_events_table
-from tests.lambda_runtime.api_gateway import Api, ClientRequest, ClientResponse
+from tests.lambda_runtime.api_gateway import Api, ClientResponse
 from tests.lambda_runtime.environment import (
     ROOT,
     FunctionConfig,
@@ -43,6 +43,7 @@ from tests.lambda_runtime.environment import (
 )
 from tests.lambda_runtime.fault_proxy import FaultProxy
 from tests.lambda_runtime.moto_server import MotoServer
+from versioned_lambda_api.analysis.gateway import GatewayRequest as ClientRequest
 
 REGION = "eu-west-1"
 TABLE_NAME = "event-logger-runtime-test"
