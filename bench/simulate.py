@@ -53,6 +53,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from release.commands import DEFAULT_STEPS
 from release.judge import Decision, JudgeConfig, JudgeState, Period, Verdict
 
 Metric = Literal["errors", "slow"]
@@ -360,7 +361,7 @@ class Judge(Protocol):
 
 # Ours ---------------------------------------------------------------------------------------
 
-OUR_STEPS = (0.10, 0.25, 0.50)
+OUR_STEPS = tuple(percent / 100 for percent in DEFAULT_STEPS)
 """The release tool's canary shares; PROMOTE after the last one goes to 100%."""
 
 
@@ -400,8 +401,9 @@ class _OurRollout:
 
 @dataclass(frozen=True)
 class OurJudge:
-    """The release tool: steps 10% → 25% → 50% → 100%, a step advancing when ``release.judge``
-    says PROMOTE for it, ROLLBACK stopping the release. One judge state per release."""
+    """The release tool: its default steps (5% → 25% → 50% → 100%), a step advancing when
+    ``release.judge`` says PROMOTE for it, ROLLBACK stopping the release. One judge state per
+    release."""
 
     config: JudgeConfig = field(default_factory=JudgeConfig)
     steps: tuple[float, ...] = OUR_STEPS
@@ -789,6 +791,19 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def quantile_interval(values: Sequence[float], q: float, z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free confidence interval for the q-quantile: the order statistics whose
+    ranks are ``n q ± z sqrt(n q (1 - q))`` (the binomial count of values below the quantile)."""
+    if not values:
+        return math.nan, math.nan
+    ordered = sorted(values)
+    n = len(ordered)
+    spread = z * math.sqrt(n * q * (1 - q))
+    low = max(math.floor(n * q - spread), 1)
+    high = min(math.ceil(n * q + spread), n)
+    return ordered[low - 1], ordered[high - 1]
+
+
 @dataclass(frozen=True)
 class Summary:
     """A judge's results on a scenario's good and bad releases, release-level."""
@@ -802,6 +817,9 @@ class Summary:
     exposure_mean: float  # bad releases: requests served by the bad version
     exposure_median: float
     exposure_p90: float
+    exposure_sd: float  # sample standard deviation, for the mean's sampling error
+    exposure_p90_low: float  # a 95% distribution-free interval around the p90 (order statistics)
+    exposure_p90_high: float
     minutes_bad_median: float  # bad releases: minutes to a decision (horizon if none)
     minutes_bad_p90: float
     minutes_good_median: float  # good releases: minutes to a decision (horizon if none)
@@ -828,6 +846,9 @@ def summarize(good: Sequence[Outcome], bad: Sequence[Outcome]) -> Summary:
         exposure_mean=statistics.fmean(exposure) if exposure else math.nan,
         exposure_median=percentile(exposure, 0.5),
         exposure_p90=percentile(exposure, 0.9),
+        exposure_sd=statistics.stdev(exposure) if len(exposure) > 1 else math.nan,
+        exposure_p90_low=quantile_interval(exposure, 0.9)[0],
+        exposure_p90_high=quantile_interval(exposure, 0.9)[1],
         minutes_bad_median=percentile(minutes_bad, 0.5),
         minutes_bad_p90=percentile(minutes_bad, 0.9),
         minutes_good_median=percentile(minutes_good, 0.5),

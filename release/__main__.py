@@ -95,7 +95,9 @@ def _add_steps(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=_steps,
         default=DEFAULT_STEPS,
-        help="canary shares to advance through (default: 10,25,50)",
+        help="canary shares to advance through (default: "
+        + ",".join(f"{step:g}" for step in DEFAULT_STEPS)
+        + ")",
     )
 
 

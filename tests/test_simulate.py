@@ -36,6 +36,7 @@ from bench.simulate import (
     make_releases,
     percentile,
     poisson,
+    quantile_interval,
     run,
     summarize,
     tune,
@@ -363,11 +364,11 @@ class FakeState:
         return Verdict(self.decisions.pop(0), "scripted", 1, {})
 
 
-def test_ours_goes_10_25_50_then_100_on_promote_per_step() -> None:
+def test_ours_goes_through_the_release_tools_steps_then_100_on_promote_per_step() -> None:
     state = FakeState(["CONTINUE", "PROMOTE", "PROMOTE", "CONTINUE", "PROMOTE"])
     ours = OurJudge(make_state=lambda config: state)
     shares, decisions = drive(ours, [period()] * 6)
-    assert shares == [0.10, 0.10, 0.25, 0.50, 0.50]
+    assert shares == [0.05, 0.05, 0.25, 0.50, 0.50]
     assert decisions == ["CONTINUE"] * 4 + ["PROMOTE"]
     assert state.steps == 3  # start_step before every step, the first included
 
@@ -375,7 +376,7 @@ def test_ours_goes_10_25_50_then_100_on_promote_per_step() -> None:
 def test_ours_stops_at_a_rollback() -> None:
     state = FakeState(["PROMOTE", "ROLLBACK"])
     shares, decisions = drive(OurJudge(make_state=lambda config: state), [period()] * 5)
-    assert shares == [0.10, 0.25]
+    assert shares == [0.05, 0.25]
     assert decisions == ["CONTINUE", "ROLLBACK"]
     assert state.steps == 2
 
@@ -618,23 +619,30 @@ def test_bench_tunes_and_evaluates_on_disjoint_releases(monkeypatch: pytest.Monk
     monkeypatch.setattr(bench, "make_releases", recording)
     every_rival = bench.rivals
     monkeypatch.setattr(bench, "rivals", lambda s: every_rival(s)[1:2])  # Flagger
-    monkeypatch.setattr(bench, "FINE_SCENARIOS", ("test-500",))
+    monkeypatch.setattr(bench, "TEN_PERCENT_SCENARIOS", ("test-500",))
     s = scenario(rps=500.0, horizon_minutes=40)
     result = bench.evaluate_scenario(s, bench.Sizes(4, 4, 6, 3, 2), 7)
     assert set(made) == {"tune", "eval"}
     assert not set(made["tune"]) & set(made["eval"])
     assert [row["kind"] for row in result["rows"]] == [
-        "ours", "ours-fine", "ours-small", "default", "tuned",
+        "ours", "ours-minutes", "ours-10", "default", "tuned",
     ]  # fmt: skip
-    assert result["rows"][1]["results"]["good"] == 2
+    # Ours, on 10-second counts, is judged on fewer good releases and on every bad one.
+    assert [(row["results"]["good"], row["results"]["bad"]) for row in result["rows"][:3]] == [
+        (2, 4), (4, 4), (2, 4),
+    ]  # fmt: skip
     assert result["rows"][4]["tuning"]["budget"] == bench.BUDGET
 
 
 def _result(name: str, ours: dict[str, float], rival: dict[str, float]) -> dict[str, object]:
     base = {
+        "bad": 100.0,
         "exposure_mean": 0.0,
         "exposure_median": 0.0,
         "exposure_p90": 0.0,
+        "exposure_sd": 0.0,
+        "exposure_p90_low": 0.0,
+        "exposure_p90_high": 0.0,
         "false_promote": 0.0,
         "false_rollback": 0.0,
     }
@@ -652,7 +660,7 @@ def test_a_rival_over_the_budget_beyond_chance_is_not_compared() -> None:
     result = _result("c", {"exposure_mean": 10, "exposure_p90": 20}, {})
     rows = result["rows"]
     assert isinstance(rows, list)
-    base = {"good": 1000.0, "exposure_median": 0.0, "false_promote": 0.0}
+    base = {**rows[1]["results"], "good": 1000.0}
     # 1.8% of 1,000 good releases: above 1% + 2 sd (1.63%); 1.5% is within chance.
     rows[1]["results"] = {**base, "exposure_mean": 5, "exposure_p90": 9, "false_rollback": 0.018}
     rows.append(
@@ -687,6 +695,41 @@ def test_targets_and_rival_wins_per_scenario() -> None:
     assert [check.passed for check in bench.targets(lose)] == [False, True, False, True]
     assert bench.wins(lose) == {"X tuned": ["mean", "median"]}
     assert bench.targets(lose)[0].measured == "10 vs 9 (X tuned, false rollback 0.0%)"
+
+
+def test_a_target_missed_by_less_than_two_standard_errors_is_a_tie() -> None:
+    bench = load_bench()
+    # Means 110 against 100 over 100 bad releases each, both with a standard deviation of 30:
+    # two standard errors of the difference are 2 * sqrt(2) * 3 = 8.5, then 17 at 60.
+    close = _result(
+        "t",
+        {"exposure_mean": 110, "exposure_sd": 60, "exposure_p90": 200},
+        {"exposure_mean": 100, "exposure_sd": 60, "exposure_p90": 190},
+    )
+    far = _result(
+        "t",
+        {"exposure_mean": 110, "exposure_sd": 30, "exposure_p90": 200},
+        {"exposure_mean": 100, "exposure_sd": 30, "exposure_p90": 190},
+    )
+    close_mean, close_p90 = bench.targets(close)[:2]
+    far_mean = bench.targets(far)[0]
+    assert (close_mean.passed, close_mean.tie) == (False, True)
+    assert "a tie: two standard errors of the difference are 17" in close_mean.measured
+    assert (far_mean.passed, far_mean.tie) == (False, False)
+    # The p90's error comes from its interval: [180, 220] for both is four standard errors of 10.
+    assert (close_p90.passed, close_p90.tie) == (False, False)
+    for row in close["rows"]:  # type: ignore[attr-defined]
+        row["results"].update(exposure_p90_low=180.0, exposure_p90_high=220.0)
+    assert bench.targets(close)[1].tie
+    assert bench._verdict(bench.targets(close)) == "TIE"
+    assert bench._verdict(bench.targets(far)) == "FAIL"
+
+
+def test_the_p90_interval_is_the_order_statistics_around_its_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    # n q = 90, 1.96 sqrt(100 * 0.9 * 0.1) = 5.88: ranks 84 and 96.
+    assert quantile_interval(values, 0.9) == (84.0, 96.0)
+    assert quantile_interval([5.0], 0.9) == (5.0, 5.0)
 
 
 def test_quick_mode_writes_elsewhere_than_the_committed_results(
