@@ -1,4 +1,4 @@
-"""event-logger-release {status,start,advance,promote,rollback,watch} --stack STACK [options]
+"""event-logger-release {status,start,check,advance,promote,rollback,watch} --stack STACK [options]
 
 Also ``python -m release``. Exit status: 0 done, 1 the step failed (its state, Pulumi or AWS
 refused it), 2 the command line is wrong (options, the program folder, the stack), 3 rollback or
@@ -173,25 +173,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(
         "start",
-        "pin the live version (stableVersion)",
-        "Set stableVersion to the live version, so the next deploy's new version becomes "
-        "the canary.",
+        "pin the live version (stableVersion), canary share 0",
+        "Set stableVersion to the live version and canaryPercent to 0, so the next deploy's "
+        "new version becomes the canary and takes no traffic until its pre-traffic check "
+        "passes ('advance' or 'watch' runs it).",
         _add_no_apply,
+    )
+    command(
+        "check",
+        "smoke-test the canary before it takes traffic",
+        "Invoke the canary alias directly with each route's sample requests (and those of "
+        "release_checks.json beside Pulumi.yaml), rendered by the routes' request templates, "
+        "and judge each reply as API Gateway would answer it: status class, body, the version "
+        "that answered. A write request records its event in the stack's table. Changes "
+        "nothing else.",
     )
     command(
         "advance",
         "move the canary to the next share",
-        "Set canaryPercent to the next of --steps above it.",
+        "Set canaryPercent to the next of --steps above it. From 0 the pre-traffic check "
+        "('check') runs first, and a failure changes nothing.",
         _add_no_apply,
         _add_steps,
     )
     command(
         "promote",
         "pin the canary's version as stable",
-        "Set stableVersion to the canary's version and canaryPercent back to the first of "
-        "--steps, for the next release.",
+        "Set stableVersion to the canary's version and canaryPercent to 0, so the next "
+        "deploy's version waits for its pre-traffic check.",
         _add_no_apply,
-        _add_steps,
     )
     command(
         "rollback",
@@ -204,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         "judge every minute; advance, promote or roll back",
         "Judge the canary every minute and act on the verdict: advance through --steps, "
-        "then promote, or roll back. One judgement carries its evidence across the steps, "
+        "then promote, or roll back. From canaryPercent 0 it first runs the pre-traffic check "
+        "and advances to the first step. One judgement carries its evidence across the steps, "
         "and across a restart: run again, watch resumes where it stopped. A rollback stops "
         "the canary through AWS even with --no-apply. Stops when someone else changes the "
         "stack file or what AWS serves, or when the evidence is undecidable at this traffic. "
@@ -231,11 +242,18 @@ def _clients(region: str | None) -> AwsClients:
     config = Config(
         connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 3}
     )
+    # The pre-traffic check's Invoke runs the function: one attempt, since a retry after a lost
+    # answer would run it (and its write) again, and up to 30 s for the answer, past API
+    # Gateway's 29 s integration limit.
+    invoke_config = Config(
+        connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 1}
+    )
     session = boto3.session.Session(region_name=region)
     return AwsClients(
         cloudwatch=session.client("cloudwatch", config=config),
         apigateway=session.client("apigateway", config=config),
         lambda_=session.client("lambda", config=config),
+        invoker=session.client("lambda", config=invoke_config),
     )
 
 
@@ -315,8 +333,10 @@ def _interrupted(
 
 def _aws_clients(args: argparse.Namespace, config: StackConfigFile) -> AwsClients | None:
     """The AWS clients of a step that talks to AWS: every one but those editing only the file
-    (``--no-apply``); watch reads metrics either way."""
-    if args.command in ("status", "watch") or args.apply:
+    (``--no-apply``); watch reads metrics either way, and an advance from 0 invokes the canary
+    for its pre-traffic check."""
+    from_zero = args.command == "advance" and float(config.get("canaryPercent") or 0) == 0
+    if args.command in ("status", "check", "watch") or args.apply or from_zero:
         return _clients(config.get_raw("aws:region"))
     return None
 
@@ -332,8 +352,10 @@ def run(args: argparse.Namespace, release: Release, clients: AwsClients | None) 
     elif args.command == "rollback":
         release.rollback(clients)
     else:
-        assert clients is not None  # noqa: S101 - _aws_clients gives status and watch theirs
-        if args.command == "watch":
+        assert clients is not None  # noqa: S101 - _aws_clients gives these theirs
+        if args.command == "check":
+            release.check(clients)
+        elif args.command == "watch":
             release.watch(clients, args.max_minutes)
         elif args.format == "json":
             report = release.status_report(clients, args.minutes, datetime.now(UTC))
@@ -394,7 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             wait_seconds=wait_seconds,
         )
 
-    if args.command == "status":
+    if args.command in ("status", "check"):
+        # Neither edits the stack file: no lock, so they work beside another operator's step.
         return _step(args, program)
     if args.command == "watch":
         # Watch takes the lock for each action only: between them a colleague may roll back,
@@ -436,7 +459,7 @@ def _step(
     )
     clients = None
     try:
-        if args.command != "status":
+        if args.command not in ("status", "check"):
             # Before any AWS change: a step must be able to record what it did.
             config.check_writable()
         clients = _aws_clients(args, config)

@@ -942,3 +942,31 @@ def _confirm(error: AwsError, reread: Callable[[], LiveTraffic]) -> Stopped:
     if live.mode == "none":
         return Stopped("confirmed", f"{error.message}; re-read: {live.describe()}")
     raise AwsError("unreachable", f"{error.message}; re-read: {live.describe()}", live) from error
+
+
+# --- The pre-traffic check ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invoked:
+    """What Lambda's Invoke answered."""
+
+    function_error: str | None
+    """``X-Amz-Function-Error`` (``Unhandled``): the payload is Lambda's error object."""
+    payload: bytes
+    executed_version: str
+    """``X-Amz-Executed-Version``: the version the qualifier resolved to."""
+
+
+def invoke(lambda_client: Any, function_name: str, qualifier: str, payload: bytes) -> Invoked:
+    """Invoke ``function_name:qualifier`` synchronously with ``payload``, as API Gateway's
+    Lambda integration does, and read the whole reply."""
+    with aws_call(f"invoking {function_name}:{qualifier}"):
+        answer = lambda_client.invoke(
+            FunctionName=function_name,
+            Qualifier=qualifier,
+            InvocationType="RequestResponse",
+            Payload=payload,
+        )
+        body = answer["Payload"].read()
+    return Invoked(answer.get("FunctionError"), body, str(answer.get("ExecutedVersion", "")))

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from release import aws, progress
 from release.config_file import ConfigFileError, StackConfigFile
@@ -28,6 +28,9 @@ from release.judge import JudgeConfig, JudgeState, Verdict, judge, minutes_neede
 from release.lock import StackLockedError
 from release.state import FileSays, Mode, StackState, share
 from versioned_lambda_api.metrics import Role, stage_traffic
+
+if TYPE_CHECKING:
+    from release import smoke
 
 # A first step of 5% halves what a bad canary reaches before the judge can act, at the cost of
 # slower decisions on good releases at low traffic (README "Benchmark": a stack with a few
@@ -68,6 +71,10 @@ class AwsClients:
     cloudwatch: Any
     apigateway: Any
     lambda_: Any
+    invoker: Any = None
+    """The Lambda client the pre-traffic check invokes with: one attempt (a retried Invoke runs
+    the function, and its write, again) and an answer awaited past API Gateway's 29 s; ``None``:
+    :attr:`lambda_`, for tests that stub one client."""
 
 
 @dataclass
@@ -84,6 +91,9 @@ class Release:
     """A request slower than this is slow; ``None``: live's p99 in the hour before."""
     exclusive: Callable[[], AbstractContextManager[object]] = nullcontext
     """The stack's lock, which ``watch`` takes for each of its actions."""
+    smoke_routes: Callable[[dict[str, Any]], list[smoke.Route]] | None = None
+    """The stage's routes for the pre-traffic check, from the stack's outputs; ``None``: from a
+    run of the stack's program (:meth:`program_routes`)."""
     last_state: StackState | None = field(default=None, init=False)
     """What the step last read of the file, the stack and AWS: what an interrupted step
     reports."""
@@ -203,7 +213,9 @@ class Release:
     # --- steps -------------------------------------------------------------------------
 
     def start(self, clients: AwsClients | None = None) -> None:
-        """Pin the live version, so the next deploy's new version becomes the canary.
+        """Pin the live version and close the canary's share, so the next deploy's new version
+        becomes the canary and takes no traffic until its pre-traffic check passes (``advance``
+        or ``watch`` runs it).
 
         Run again after an apply that failed, it applies the pin the file already holds
         (a deploy that changes nothing when it is in place) instead of stopping at the file.
@@ -211,11 +223,22 @@ class Release:
         outputs = self._outputs()
         if clients is not None:
             self._report(self.read_state(clients, outputs))
-        live = str(outputs["liveVersion"])
-        if self.config.set("stableVersion", live):
-            self._commit(f"stableVersion pinned to {live}; deploy new code to start the canary")
+        live, share_was = str(outputs["liveVersion"]), self._percent()
+        pinned = self.config.set("stableVersion", live)
+        closed = self.config.set("canaryPercent", "0")
+        if pinned or closed:
+            done = f"stableVersion pinned to {live}" if pinned else f"stableVersion already {live}"
+            if closed:
+                done += f", canaryPercent {share_was:g} -> 0"
+            self._commit(
+                f"{done}; deploy new code: its version takes no traffic until 'advance' (or "
+                "'watch') has checked it"
+            )
         elif self.apply:
-            self._commit(f"stableVersion already {live}: applying it, in case it is not deployed")
+            self._commit(
+                f"stableVersion already {live}, canaryPercent 0: applying them, in case they "
+                "are not deployed"
+            )
         else:
             raise ReleaseError(f"stableVersion is already {live}: the release has started")
 
@@ -224,10 +247,15 @@ class Release:
 
         With ``clients``, the share AWS serves now is read first: when it is not the file's
         (an earlier apply failed: the file says 25, AWS still sends 10), the file's share is
-        applied again instead of stepping past it, so no share goes unbaked."""
+        applied again instead of stepping past it, so no share goes unbaked.
+
+        From 0 the canary's pre-traffic check (:meth:`check`, which needs ``clients``) runs
+        first: a failure stops here, with nothing changed."""
         current = self._percent()
+        outputs = None
         if clients is not None:
             state = self.read_state(clients)
+            outputs = state.outputs
             self._report(state)
             if self.apply and not state.serves_the_file:
                 self.out(
@@ -242,12 +270,20 @@ class Release:
                 f"canaryPercent is {current:g}, at or past the last step "
                 f"({self.steps[-1]:g}): promote instead"
             )
+        if current == 0:
+            if clients is None:
+                raise ReleaseError(
+                    "canaryPercent is 0: advancing from it runs the pre-traffic check, which "
+                    "invokes the canary in AWS"
+                )
+            self.check(clients, outputs)
         self.config.set("canaryPercent", f"{following[0]:g}")
         self._commit(f"canaryPercent {current:g} -> {following[0]:g}")
         return following[0]
 
     def promote(self, clients: AwsClients | None = None, unverified: Sequence[str] = ()) -> None:
-        """Pin the canary's version as stable; the next release starts at the first step.
+        """Pin the canary's version as stable, and close the canary's share: the next
+        deploy's version takes no traffic until its pre-traffic check passes.
         With ``clients``, where the file and AWS differ is reported first. ``unverified``: the
         shares whose step passed without the evidence, which a note above ``stableVersion``
         records (a verified promotion removes an old note)."""
@@ -258,7 +294,7 @@ class Release:
         if canary == live:
             raise ReleaseError(f"the canary serves v{canary}, as live does: nothing to promote")
         self.config.set("stableVersion", canary)
-        self.config.set("canaryPercent", f"{self.steps[0]:g}")
+        self.config.set("canaryPercent", "0")
         note = None
         if unverified:
             note = (
@@ -268,8 +304,84 @@ class Release:
             self.out(f"{self.config.path.name}: note above stableVersion: {note}")
         self.config.note("stableVersion", note)
         self._commit(
-            f"stableVersion v{live} -> v{canary}; canaryPercent reset to {self.steps[0]:g}"
+            f"stableVersion v{live} -> v{canary}; canaryPercent reset to 0: the next deploy's "
+            "version waits for its check"
         )
+
+    def check(self, clients: AwsClients, outputs: dict[str, Any] | None = None) -> None:
+        """The pre-traffic check: invoke the canary alias directly with each route's sample
+        requests (and the checks file's), rendered by the routes' real request templates, and
+        judge each reply as API Gateway would answer the client. Every request is sent and
+        shown; any failure raises :class:`ReleaseError` after them. Changes nothing of the
+        stack; a write request records its event in the stack's table."""
+        # The check's templates and gateway model load the Pulumi SDK: only the check pays.
+        from release import smoke  # noqa: PLC0415
+
+        outputs = outputs or self._outputs()
+        function, alias = str(outputs["functionName"]), str(outputs["canaryAlias"])
+        version, stage = str(outputs["canaryVersion"]), str(outputs["stage"])
+        routes = (self.smoke_routes or self.program_routes)(outputs)
+        try:
+            requests = smoke.default_requests(routes, version) + smoke.load_checks(
+                self.config.path.parent, routes
+            )
+        except smoke.CheckError as error:
+            raise ReleaseError(f"pre-traffic check: {error}; nothing was invoked") from error
+        self.out(
+            f"pre-traffic check of v{version}: {len(requests)} request(s) to {function}:{alias}, "
+            "answered as API Gateway would"
+        )
+        unchecked = smoke.unchecked_routes(routes, requests)
+        if unchecked:
+            self.out(f"  not checked (a path parameter): {', '.join(unchecked)}")
+        failed = 0
+        for request in requests:
+            sent = smoke.gateway_request(request, stage, alias)
+            payload = smoke.event_payload(sent, smoke.route_for(request, routes))
+            invoked = self._invoke(clients, function, alias, payload)
+            outcome = smoke.judge_reply(request, sent, invoked, version)
+            failed += not outcome.passed
+            for line in smoke.describe_outcome(outcome):
+                self.out(line)
+        if failed:
+            raise ReleaseError(
+                f"pre-traffic check failed: {failed} of {len(requests)} request(s) (above); "
+                f"nothing was changed, canaryPercent stays {self._percent():g}. Fix the code and "
+                f"deploy again ('make up STACK={self.stack}'); 'make release-check "
+                f"STACK={self.stack}' checks again"
+            )
+        self.out(f"pre-traffic check passed: v{version} answered every request as expected")
+
+    def _invoke(
+        self, clients: AwsClients, function: str, alias: str, payload: bytes
+    ) -> aws.Invoked:
+        try:
+            return aws.invoke(clients.invoker or clients.lambda_, function, alias, payload)
+        except aws.AwsError as error:
+            if error.kind == "credentials":
+                raise
+            raise ReleaseError(
+                f"pre-traffic check: {error.message}{_invoke_advice(error, function, alias)}"
+            ) from error
+
+    def program_routes(self, outputs: dict[str, Any]) -> list[smoke.Route]:
+        """The stage's routes and request templates from the stack's program, run with the
+        stack file's config under recording mocks, as ``make plan`` runs it: the templates the
+        last deploy made from the same program and file."""
+        from release import smoke  # noqa: PLC0415 - as in check
+        from versioned_lambda_api.testing import ProgramError, run_program  # noqa: PLC0415
+
+        try:
+            run = run_program(
+                self.config.path.parent,
+                self.stack,
+                published_version=int(outputs["canaryVersion"]),
+            )
+            return smoke.stage_routes(run.graph, str(outputs["stage"]))
+        except (ProgramError, smoke.CheckError) as error:
+            raise ReleaseError(
+                f"pre-traffic check: cannot read the routes from the program: {error}"
+            ) from error
 
     def rollback(self, clients: AwsClients | None, outputs: dict[str, Any] | None = None) -> None:
         """Send no traffic to the canary: at once through AWS, then in the config file.
@@ -420,8 +532,15 @@ class Release:
         One judge state carries the evidence across the steps and across restarts (kept beside
         the stack file, see :mod:`release.progress`). Every period also re-reads the file and
         what AWS serves: when someone else changed either since watch last acted, it stops and
-        says so (a failing canary is still rolled back)."""
-        state = self._watchable(clients)
+        says so (a failing canary is still rolled back).
+
+        From share 0 it first runs the canary's pre-traffic check and advances to the first
+        step (under the lock); a failed check stops it with nothing changed."""
+        opened = self._watchable(clients)
+        if opened is None:
+            self.out("stopped watching: watch again once the first step is deployed")
+            return "ADVANCED"
+        state = opened
         outputs = state.outputs
         started = now()
         dimensions = self._traffic_dimensions(outputs, state.mode)
@@ -630,18 +749,15 @@ class Release:
             return "PROMOTE"
         return "ADVANCED"
 
-    def _watchable(self, clients: AwsClients) -> StackState:
+    def _watchable(self, clients: AwsClients) -> StackState | None:
         """The state ``watch`` starts from, refused when there is no canary to judge or AWS
-        does not serve the share the file sets."""
+        does not serve the share the file sets. At share 0: the first step opened after the
+        pre-traffic check, or ``None`` when ``--no-apply`` left it to deploy."""
         outputs = self._outputs()
         if str(outputs["canaryVersion"]) == str(outputs["liveVersion"]):
             raise ReleaseError(
                 f"the canary serves v{outputs['liveVersion']}, as live does: nothing to watch; "
                 "pin the live version ('start') and deploy new code first"
-            )
-        if self._percent() == 0:
-            raise ReleaseError(
-                "canaryPercent is 0: no traffic reaches the canary; 'advance' to the first step"
             )
         state = self.read_state(clients, outputs)
         if self._report(state):
@@ -649,7 +765,18 @@ class Release:
                 "watch judges the share the file sets, and AWS does not serve it (see above): "
                 "'advance' applies the file's share again, 'rollback' stops the canary"
             )
-        return state
+        if self._percent() > 0:
+            return state
+        try:
+            with self.exclusive():
+                self.advance(clients)
+        except StackLockedError as error:
+            raise ReleaseError(
+                f"{error}; the canary takes no traffic and nothing was changed"
+            ) from error
+        if not self.apply:
+            return None
+        return self._check_applied(clients, outputs)
 
     def _say_period(self, elapsed: str, window: aws.TrustedWindow, verdict: Verdict) -> None:
         """One line a period: the release's evidence so far and the verdict."""
@@ -867,3 +994,16 @@ def _evidence(name: str, value: float) -> str:
     if value.is_integer():
         return f"{value:,.0f}"
     return f"{value:,.2f}"
+
+
+def _invoke_advice(error: aws.AwsError, function: str, alias: str) -> str:
+    """What to do about an Invoke that AWS refused for a reason the operator can fix."""
+    code = getattr(error.__cause__, "response", {}).get("Error", {}).get("Code")
+    if code == "AccessDeniedException":
+        return (
+            f"; the check needs lambda:InvokeFunction on {function}:{alias} (the function's ARN "
+            f"with the qualifier :{alias})"
+        )
+    if code == "ResourceNotFoundException":
+        return f"; no alias {alias} of {function}: deploy the stack first ('make up')"
+    return ""

@@ -205,7 +205,8 @@ def test_status_runs_without_pulumi_aws(program: Path) -> None:
     [
         (["start", "--no-apply"], {"apply": False}),
         (["advance", "--steps", "5,50"], {"steps": (5.0, 50.0), "apply": True}),
-        (["promote", "--steps", "20,40", "--no-apply"], {"steps": (20.0, 40.0), "apply": False}),
+        (["promote", "--no-apply"], {"apply": False}),
+        (["check"], {}),
         (["rollback"], {"apply": True}),
         (
             ["status", "--minutes", "90", "--format", "json", "--on-timeout", "ROLLBACK"],
@@ -239,6 +240,8 @@ def test_each_command_takes_its_options(argv: list[str], expected: dict[str, Any
         ["status", "--no-apply"],
         ["advance", "--minutes", "5"],
         ["promote", "--max-minutes", "5"],
+        ["promote", "--steps", "20,40"],
+        ["check", "--no-apply"],
         ["watch", "--format", "json"],
     ],
 )
@@ -255,7 +258,15 @@ def test_every_command_has_a_description() -> None:
     parser = cli.build_parser()
     (commands,) = [action for action in parser._actions if action.dest == "command"]
     assert isinstance(commands, argparse._SubParsersAction)
-    assert set(commands.choices) == {"status", "start", "advance", "promote", "rollback", "watch"}
+    assert set(commands.choices) == {
+        "status",
+        "start",
+        "check",
+        "advance",
+        "promote",
+        "rollback",
+        "watch",
+    }
     for name, sub in commands.choices.items():
         assert sub.description, name
         assert len(sub.description) > 40, name

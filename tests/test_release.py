@@ -112,11 +112,19 @@ def test_the_project_name_comes_from_pulumi_yaml(program: Path, tmp_path: Path) 
 # --- Steps ----------------------------------------------------------------------------------
 
 
-def test_start_pins_the_live_version_and_applies(program: Path) -> None:
+def test_start_pins_the_live_version_closes_the_share_and_applies(program: Path) -> None:
+    config = reread(program)
+    config.set("canaryPercent", "10")  # whatever the repository's stack file starts at
+    config.save()
     release, deployer, lines = release_for(program)
     release.start()
-    assert reread(program).get("stableVersion") == "3"
+    config = reread(program)
+    assert (config.get("stableVersion"), config.get("canaryPercent")) == ("3", "0")
     assert deployer.ups == 1
+    assert lines[0] == (
+        "Pulumi.prod.yaml: stableVersion pinned to 3, canaryPercent 10 -> 0; deploy new code: "
+        "its version takes no traffic until 'advance' (or 'watch') has checked it"
+    )
     assert "Resources: 2 updated" in lines
 
 
@@ -126,9 +134,10 @@ def test_start_run_again_after_a_failed_apply_applies_the_pin(program: Path) -> 
     release, deployer, lines = release_for(program)
     release.start()
     assert deployer.ups == 1
-    assert "Pulumi.prod.yaml: stableVersion already 3: applying it, in case it is not deployed" in (
-        lines
-    )
+    assert (
+        "Pulumi.prod.yaml: stableVersion already 3, canaryPercent 0: applying them, in case "
+        "they are not deployed"
+    ) in lines
     release, _, _ = release_for(program, apply=False)
     with pytest.raises(ReleaseError, match="already 3"):
         release.start()
@@ -152,13 +161,18 @@ def test_advance_walks_the_schedule_then_refuses(program: Path) -> None:
     assert deployer.ups == 2
 
 
-def test_promote_pins_the_canary_version_and_resets_the_share(program: Path) -> None:
-    release, deployer, _ = release_for(program)
+def test_promote_pins_the_canary_version_and_closes_the_share(program: Path) -> None:
+    release, deployer, lines = release_for(program)
     release.advance()
     release.promote()
     config = reread(program)
-    assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "10")
+    # At 0 the next deploy's version waits for its pre-traffic check.
+    assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "0")
     assert deployer.ups == 2
+    assert (
+        "Pulumi.prod.yaml: stableVersion v3 -> v4; canaryPercent reset to 0: the next deploy's "
+        "version waits for its check"
+    ) in lines
 
 
 def test_promote_refuses_when_canary_and_live_are_one_version(program: Path) -> None:
@@ -661,7 +675,7 @@ def test_watch_advances_then_promotes_a_good_canary(program: Path) -> None:
     outcome = release.watch(served(cloudwatch, traffic), 600, now=clock, sleep=clock.sleep)
     assert outcome == "PROMOTE"
     config = reread(program)
-    assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "10")
+    assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "0")
     assert sum("advancing" in line for line in lines) == 2  # 10 -> 25 -> 50
     assert deployer.ups == 3
     # The stack's outputs (a Pulumi CLI call each) are read when the watch starts, before each
@@ -713,10 +727,6 @@ def test_watch_stops_on_a_canary_without_traffic_neither_passing_nor_failing_it(
 def test_watch_refuses_when_there_is_no_canary_to_watch(program: Path) -> None:
     release, _, _ = release_for(program, FakeDeployer({**OUTPUTS, "canaryVersion": "3"}))
     with pytest.raises(ReleaseError, match="nothing to watch"):
-        release.watch(AwsClients(FakeCloudWatch([]), None, None))
-    release, _, _ = release_for(program)
-    release.config.set("canaryPercent", "0")
-    with pytest.raises(ReleaseError, match="'advance' to the first step"):
         release.watch(AwsClients(FakeCloudWatch([]), None, None))
 
 
