@@ -467,12 +467,13 @@ def targets(result: dict[str, Any]) -> list[Target]:
             ours["false_promote"] <= TARGET_FALSE_PROMOTE,
         )
     )
+    # Ours is held to the rule the rivals are: within the budget up to chance.
     checks.append(
         Target(
             name,
-            f"our false rollback <= the {BUDGET * 100:g}% budget",
-            f"{ours['false_rollback'] * 100:.1f}%",
-            ours["false_rollback"] <= BUDGET,
+            f"our false rollback <= the {BUDGET * 100:g}% budget (up to chance)",
+            f"{ours['false_rollback'] * 100:.1f}% of {ours['good']:,.0f} good releases",
+            not _over_budget(ours),
         )
     )
     return checks

@@ -636,6 +636,7 @@ def test_bench_tunes_and_evaluates_on_disjoint_releases(monkeypatch: pytest.Monk
 
 def _result(name: str, ours: dict[str, float], rival: dict[str, float]) -> dict[str, object]:
     base = {
+        "good": 1000.0,
         "bad": 100.0,
         "exposure_mean": 0.0,
         "exposure_median": 0.0,
@@ -752,3 +753,12 @@ def test_quick_mode_writes_elsewhere_than_the_committed_results(
     assert "| test-500 | **ours** |" in out
     assert "Targets (issue 12)" in out
     assert '"seed": 3' in (tmp_path / "quick" / "canary.json").read_text()
+
+
+@pytest.mark.parametrize(("rate", "good", "held"), [(0.015, 1000, True), (0.018, 1000, False)])
+def test_our_false_rollback_is_held_to_the_rivals_rule(rate: float, good: int, held: bool) -> None:
+    bench = load_bench()
+    result = _result("f", {"false_rollback": rate, "good": good}, {})
+    check = bench.targets(result)[3]
+    assert check.passed is held
+    assert check.measured == f"{rate * 100:.1f}% of {good:,} good releases"
