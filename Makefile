@@ -12,7 +12,7 @@ STACK ?= dev
 # The state of a stack lives here unless a backend is configured (PULUMI_BACKEND_URL or `pulumi login`).
 LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
-.PHONY: test lint typecheck unit runtime-venv plan bench require-pulumi preview up clean
+.PHONY: test lint typecheck unit runtime-venv plan bench require-pulumi preview up clean local
 
 test: lint typecheck unit
 
@@ -68,6 +68,14 @@ runtime-venv: $(RUNTIME_VENV)/.installed
 # refreshed when components/pyproject.toml (which declares it) changes.
 plan: $(BIN)/.installed
 	@$(BIN)/versioned-lambda-api-plan --stack $(STACK) $(if $(OPENAPI),--openapi $(OPENAPI))
+
+# The stack's API served on 127.0.0.1 as API Gateway would, the function in real Lambda runtime
+# processes, DynamoDB in moto: `make local STACK=dev`. PORT= (default 8080; 0 any free port),
+# LIVE_REF= (the git revision whose code a pinned live version runs; default HEAD), DATA=DIR
+# (keep the tables' items there between runs), ARGS="--set canaryPercent=50 --set stableVersion=1".
+local: $(BIN)/.installed $(RUNTIME_VENV)/.installed
+	@$(BIN)/python -m local_api --stack $(STACK) $(if $(PORT),--port $(PORT)) \
+		$(if $(LIVE_REF),--live-ref $(LIVE_REF)) $(if $(DATA),--data $(DATA)) $(ARGS)
 
 $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt

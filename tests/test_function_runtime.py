@@ -2,7 +2,7 @@
 
 Every test here runs function/handler.py as Lambda's python3.13 runtime does: under the AWS
 Lambda runtime interface client (``awslambdaric``, pinned in requirements-runtime.txt) in a
-Python 3.13 process, fed through a local Runtime API (tests/lambda_runtime), so the runtime's
+Python 3.13 process, fed through a local Runtime API (local_api), so the runtime's
 own unmarshalling, marshalling (``ensure_ascii=False`` JSON, then UTF-8) and error handling are
 part of what is tested. Requests are what a client sends: the API's real default request
 template renders the event, and the real integration responses turn Lambda's answer into the
@@ -31,18 +31,18 @@ from typing import Any
 
 import pytest
 
-from release import evidence_cost
-from tests import emf
-from tests.events_table import create_events_table
-from tests.lambda_runtime.api_gateway import Api, ClientResponse
-from tests.lambda_runtime.environment import (
+from local_api.environment import (
     ROOT,
     FunctionConfig,
     LambdaEnvironment,
     build_task_root,
 )
+from local_api.integration import Api, ClientResponse
+from local_api.moto_server import MotoServer
+from release import evidence_cost
+from tests import emf
+from tests.events_table import create_events_table
 from tests.lambda_runtime.fault_proxy import FaultProxy
-from tests.lambda_runtime.moto_server import MotoServer
 from versioned_lambda_api.analysis.gateway import GatewayRequest as ClientRequest
 
 REGION = "eu-west-1"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from versioned_lambda_api import api_spec
@@ -69,19 +69,23 @@ def render_event(request: GatewayRequest, template: str = api_spec.DEFAULT_REQUE
 
 
 def integration_response(
-    is_error: bool, payload: bytes, request: GatewayRequest
+    is_error: bool,
+    payload: bytes,
+    request: GatewayRequest,
+    responses: Sequence[api_spec.IntegrationResponse] = api_spec.INTEGRATION_RESPONSES,
 ) -> tuple[int, str]:
     """The status and body the client gets when Lambda answers ``request`` with ``payload``
-    (``is_error``: Invoke carried ``X-Amz-Function-Error``)."""
+    (``is_error``: Invoke carried ``X-Amz-Function-Error``), through ``responses`` (the
+    component's own unless a deployed method's are given)."""
     text = payload.decode("utf-8", errors="replace")
-    default = next(r for r in api_spec.INTEGRATION_RESPONSES if r.selection_pattern is None)
+    default = next(r for r in responses if r.selection_pattern is None)
     chosen = default
     if is_error:
         try:
             message = str(json.loads(text).get("errorMessage", ""))
         except (ValueError, AttributeError):
             message = ""
-        for response in api_spec.INTEGRATION_RESPONSES:
+        for response in responses:
             pattern = response.selection_pattern
             if pattern is not None and re.fullmatch(pattern, message):
                 chosen = response

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tests.lambda_runtime.environment import LambdaEnvironment
-from tests.lambda_runtime.runtime_api import InvocationResult
+from local_api.environment import LambdaEnvironment
+from local_api.runtime_api import InvocationResult
+from versioned_lambda_api import api_spec
 from versioned_lambda_api.analysis.gateway import GatewayRequest, integration_response, render_event
 
 # What API Gateway answers when the integration itself fails (Lambda refused the payload).
@@ -49,8 +51,15 @@ class Api:
     def __init__(self, environment: LambdaEnvironment) -> None:
         self.environment = environment
 
-    def send(self, request: GatewayRequest) -> ClientResponse:
-        event_text = render_event(request)
+    def send(
+        self,
+        request: GatewayRequest,
+        template: str | None = api_spec.DEFAULT_REQUEST_TEMPLATE,
+        responses: Sequence[api_spec.IntegrationResponse] = api_spec.INTEGRATION_RESPONSES,
+    ) -> ClientResponse:
+        """Invoke the function as a method whose integration has ``template`` (None: the body
+        passes through untransformed) and ``responses`` would, and answer as it would."""
+        event_text = request.body if template is None else render_event(request, template)
         event = event_text.encode("utf-8", errors="surrogatepass")
         try:
             json.loads(event_text, parse_constant=_refuse_constant)
@@ -59,5 +68,5 @@ class Api:
             # and API Gateway answers 500.
             return ClientResponse(500, _INTEGRATION_FAILURE, event, None)
         result = self.environment.invoke(event)
-        status, body = integration_response(result.is_error, result.payload, request)
+        status, body = integration_response(result.is_error, result.payload, request, responses)
         return ClientResponse(status, body, event, result)

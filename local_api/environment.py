@@ -21,12 +21,12 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.lambda_runtime.runtime_api import (
+from local_api.runtime_api import (
     Invocation,
     InvocationResult,
     RuntimeApi,
@@ -34,7 +34,7 @@ from tests.lambda_runtime.runtime_api import (
     timeout_error,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_VENV = ROOT / "venv-runtime"
 RUNTIME_PYTHON_VERSION = (3, 13)
 # Lambda allows 10 s for a function's init phase.
@@ -45,16 +45,17 @@ _POLL_S = 0.02
 _LOG_FRAME_HEADER = 16  # type (4), length (4), timestamp in microseconds (8)
 
 
-class HarnessError(AssertionError):
-    """The harness itself could not do what a test asked."""
+class LocalRuntimeError(Exception):
+    """The local runtime could not do what was asked: no runtime venv, a server that did not
+    start, an invocation that outlived its deadline."""
 
 
 def runtime_python() -> Path:
     """The Python 3.13 of the runtime venv that ``make runtime-venv`` builds."""
     python = Path(os.environ.get("LAMBDA_RUNTIME_VENV", RUNTIME_VENV)) / "bin" / "python"
     if not python.exists():
-        raise HarnessError(
-            f"{python} does not exist: the function's runtime tests need the Python "
+        raise LocalRuntimeError(
+            f"{python} does not exist: running the function locally needs the Python "
             f"{RUNTIME_PYTHON_VERSION[0]}.{RUNTIME_PYTHON_VERSION[1]} venv with awslambdaric; "
             "run `make runtime-venv` (or `make test`, which builds it)"
         )
@@ -99,8 +100,17 @@ class LogRecord:
 class LambdaEnvironment:
     """One execution environment of the function."""
 
-    def __init__(self, config: FunctionConfig, work_dir: Path, label: str = "env") -> None:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        work_dir: Path,
+        label: str = "env",
+        log_sink: Callable[[LogRecord], None] | None = None,
+    ) -> None:
+        """``log_sink`` takes each of the function's log records as it arrives; without one they
+        are kept for :meth:`logs`, which a long-running server could not afford."""
         self.config = config
+        self._log_sink = log_sink
         self.label = label
         self._python = runtime_python()
         self._work_dir = work_dir
@@ -171,6 +181,9 @@ class LambdaEnvironment:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
+                # Its own session: a Ctrl-C in the terminal reaches whoever started it, who
+                # stops it in order, rather than interrupting it mid-invocation.
+                start_new_session=True,
             )
         os.close(write_fd)
         self.starts += 1
@@ -207,8 +220,8 @@ class LambdaEnvironment:
         with self._invoke_lock:
             self.start()
             process, api = self._process, self._api
-            assert process is not None
-            assert api is not None
+            if process is None or api is None:
+                raise LocalRuntimeError(f"{self.label}: the runtime process did not start")
             invocation = Invocation(
                 event=event,
                 function_arn=self.config.function_arn,
@@ -216,7 +229,8 @@ class LambdaEnvironment:
             )
             api.submit(invocation)
             self._await(invocation, process, api)
-            assert invocation.result is not None
+            if invocation.result is None:
+                raise LocalRuntimeError(f"{self.label}: the invocation ended without a result")
             return invocation.result
 
     def _await(
@@ -257,7 +271,7 @@ class LambdaEnvironment:
                 )
                 return
         if time.monotonic() > deadline + _GRACE_S:
-            raise HarnessError(f"{self.label}: invocation outlived its deadline")
+            raise LocalRuntimeError(f"{self.label}: invocation outlived its deadline")
 
     # Logs
 
@@ -284,6 +298,9 @@ class LambdaEnvironment:
                     timestamp_us=int.from_bytes(header[8:16], "big"),
                     message=message.decode("utf-8", errors="replace"),
                 )
+                if self._log_sink is not None:
+                    self._log_sink(record)
+                    continue
                 with self._log_lock:
                     self._logs.append(record)
 
@@ -330,8 +347,8 @@ def build_task_root(source_dir: Path, target: Path) -> Path:
 
 __all__ = [
     "FunctionConfig",
-    "HarnessError",
     "LambdaEnvironment",
+    "LocalRuntimeError",
     "LogRecord",
     "build_task_root",
     "runtime_python",

@@ -1,5 +1,5 @@
 """Run moto's server on 127.0.0.1 and an ephemeral port, print the port, and stop when
-standard input closes (so it never outlives the test session that started it).
+standard input closes (so it never outlives the process that started it).
 
 Run by the runtime venv's Python, which has moto's server dependencies (Flask, flask-cors).
 """

@@ -14,7 +14,7 @@ src/runtime.cpp).
 
 One server serves one execution environment, so it holds at most one invocation at a time,
 as Lambda does outside Managed Instances. What happens when the runtime process dies or runs
-past the deadline is the environment's business (:mod:`tests.lambda_runtime.environment`); it
+past the deadline is the environment's business (:mod:`local_api.environment`); it
 completes the invocation through :meth:`RuntimeApi.complete_current`.
 """
 
@@ -229,6 +229,10 @@ def timeout_error(request_id: str, timeout_s: float) -> bytes:
 def _make_handler(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # curl keeps its connection to the Runtime API open
+        # Headers and body leave in one write, without Nagle's delay: a body sent after its
+        # headers otherwise waits for the client's delayed ACK, some 40 ms an invocation.
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return

@@ -1,4 +1,4 @@
-"""moto's DynamoDB as a server process on 127.0.0.1, and a client to inspect it."""
+"""moto's DynamoDB as a server process on 127.0.0.1, and a client to talk to it directly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tests.lambda_runtime.environment import HarnessError, runtime_python
+from local_api.environment import LocalRuntimeError, runtime_python
 
 _START_TIMEOUT_S = 30.0
 _MAIN = Path(__file__).with_name("moto_main.py")
@@ -25,14 +25,20 @@ class MotoServer:
             stdout=subprocess.PIPE,
             stderr=self._log,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            # Out of the terminal's Ctrl-C: whoever started it stops it, after reading its data.
+            start_new_session=True,
         )
-        assert self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], _START_TIMEOUT_S)
-        line = self._process.stdout.readline() if ready else b""
+        stdout = self._process.stdout
+        if stdout is None:
+            raise LocalRuntimeError("moto's server was started without a pipe for its port")
+        ready, _, _ = select.select([stdout], [], [], _START_TIMEOUT_S)
+        line = stdout.readline() if ready else b""
         if not line.strip().isdigit():
+            exited = self._process.poll() is not None
             self.stop()
-            raise HarnessError(
-                f"moto's server did not start within {_START_TIMEOUT_S} s; see {log_path}"
+            raise LocalRuntimeError(
+                f"moto's server {'exited' if exited else 'did not start'} within "
+                f"{_START_TIMEOUT_S} s: {_last_line(log_path)} (see {log_path})"
             )
         self.port = int(line)
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
@@ -44,7 +50,7 @@ class MotoServer:
             endpoint_url=self.endpoint_url,
             region_name=region,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto takes any credentials
             config=Config(retries={"mode": "standard", "total_max_attempts": 1}, proxies={}),
         )
 
@@ -59,3 +65,8 @@ class MotoServer:
         if self._process.stdout is not None:
             self._process.stdout.close()
         self._log.close()
+
+
+def _last_line(log_path: Path) -> str:
+    lines = log_path.read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "it wrote nothing"
