@@ -12,7 +12,7 @@ STACK ?= dev
 # The state of a stack lives here unless a backend is configured (PULUMI_BACKEND_URL or `pulumi login`).
 LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
-.PHONY: test lint typecheck unit runtime-venv plan bench require-pulumi preview up clean local
+.PHONY: test lint typecheck unit runtime-venv plan bench require-pulumi preview up clean local verify
 
 test: lint typecheck unit
 
@@ -122,6 +122,13 @@ preview: require-pulumi $(BIN)/.installed policy/venv/.installed
 
 up: require-pulumi $(BIN)/.installed policy/venv/.installed
 	@$(WITH_BACKEND) pulumi up --stack $(STACK) --policy-pack policy
+
+# Deploys a throwaway copy of STACK (verify-<7 hex>) to the AWS account of your credentials,
+# checks on it what no offline test can, prints a pass/fail report and destroys the copy, also
+# after a failure or Ctrl-C (README, "What `make verify` checks on real AWS"). KEEP=1 leaves the
+# copy deployed; REPORT=FILE also writes the report as JSON.
+verify: require-pulumi $(BIN)/.installed
+	@$(BIN)/python -m verify --stack $(STACK) $(if $(KEEP),--keep) $(if $(REPORT),--report $(REPORT))
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) .mypy_cache .pytest_cache .ruff_cache policy/venv

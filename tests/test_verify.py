@@ -154,13 +154,21 @@ def test_header_case_needs_the_second_post_replayed() -> None:
 
 def test_is_canary_request_must_be_true_exactly_for_the_canary_served() -> None:
     served = {"a": True, "b": False, "c": True}
-    assert checks.is_canary_request(served, {"a": "true", "b": "false", "c": "true"}).passed
+    assert checks.is_canary_request(served, {"a": "true", "b": "false", "c": "true"}, True).passed
     # Requests not (yet) in the log are not judged, but one canary-served request must be.
-    assert checks.is_canary_request(served, {"a": "true"}).passed
-    assert not checks.is_canary_request(served, {"b": "false"}).passed
-    wrong = checks.is_canary_request(served, {"a": "", "b": "false"})
+    assert checks.is_canary_request(served, {"a": "true"}, True).passed
+    assert not checks.is_canary_request(served, {"b": "false"}, True).passed
+    wrong = checks.is_canary_request(served, {"a": "", "b": "false"}, True)
     assert not wrong.passed
     assert "1 with the wrong isCanaryRequest (e.g. a='')" in wrong.evidence
+
+
+def test_without_a_stage_canary_is_canary_request_must_be_false_for_all() -> None:
+    served = {"a": True, "b": False}
+    assert checks.is_canary_request(served, {"a": "false", "b": "false"}, False).passed
+    flagged = checks.is_canary_request(served, {"a": "true", "b": "false"}, False)
+    assert not flagged.passed
+    assert "canaryMode alias: no stage canary, so all must be false" in flagged.evidence
 
 
 def test_metric_counts_must_equal_the_requests_each_side_served() -> None:

@@ -199,10 +199,11 @@ class FakeApi:
 
 # --- the AWS calls, as the service models shape them ---------------------------------------
 
-# 20 GETs, a POST with a charset and two with an Idempotency-Key before the canary; 100 of
-# the 200 at 50%; after the rollback, half of the 2 s the change takes to propagate (9 to the
-# canary, 9 to live), then 30 on live.
-SERVED = {("dev-canary", "2"): 109, ("dev", "1"): 162}
+# Before the canary: one warm-up GET, 20 GETs, a POST with a charset and two with an
+# Idempotency-Key. Then two warm-up GETs until the canary serves one, 100 of the 200 at 50%,
+# and after the rollback half of the 2 s the change takes to propagate (9 to the canary, 9 to
+# live), then 30 on live.
+SERVED = {("dev-canary", "2"): 110, ("dev", "1"): 164}
 
 
 def _dimensions(alias: str, version: str | None = None) -> list[dict[str, str]]:
@@ -375,7 +376,7 @@ class Aws:
         self.cloudwatch.add_response(
             "get_metric_data",
             _answer(
-                {"invocations0": [60.0], "emf0": [60.0], "invocations1": [162.0], "emf1": [162.0]},
+                {"invocations0": [60.0], "emf0": [60.0], "invocations1": [164.0], "emf1": [164.0]},
                 start,
             ),
             window,
@@ -411,10 +412,10 @@ class Aws:
             "get_metric_data",
             _answer(
                 {
-                    "invocations0": [60.0, 49.0],
-                    "emf0": [109.0],
-                    "invocations1": [162.0],
-                    "emf1": [162.0],
+                    "invocations0": [60.0, 50.0],
+                    "emf0": [110.0],
+                    "invocations1": [164.0],
+                    "emf1": [164.0],
                 },
                 start,
             ),
@@ -537,7 +538,7 @@ def test_every_check_passes_on_a_stack_that_behaves_and_the_stack_is_destroyed(
     assert (canary[f"{PROJECT}:canaryPercent"], canary["shards"]) == ("50", "9")
     assert run.stack.events == ["create", "up", "up", "up", "destroy", "remove"]
     assert not (run.program_dir / f"Pulumi.{STACK}.yaml").exists()
-    assert run.clock.sleeps == [15.0]
+    assert run.clock.sleeps == [1.0, 15.0]
     assert any("release: stage " in line and "now sends no requests" in line for line in run.lines)
     # The API key is a secret: never in what verify prints.
     assert not any(API_KEY in line for line in run.lines + printed)

@@ -229,15 +229,18 @@ def header_case(
     )
 
 
-def is_canary_request(canary_served: Mapping[str, bool], logged: Mapping[str, str]) -> CheckResult:
-    """``$context.isCanaryRequest`` is "true" exactly for the requests the canary served, as
-    the function logged it. ``canary_served``: API request id -> served by the canary;
-    ``logged``: API request id -> the logged ``isCanaryRequest``."""
+def is_canary_request(
+    canary_served: Mapping[str, bool], logged: Mapping[str, str], stage_canary: bool
+) -> CheckResult:
+    """``$context.isCanaryRequest`` is "true" exactly for the requests the stage canary sent
+    to the canary, as the function logged it; with no stage canary (``canaryMode: alias``, the
+    live alias splits) it is "false" for all. ``canary_served``: API request id -> served by
+    the canary's version; ``logged``: API request id -> the logged ``isCanaryRequest``."""
     seen = {rid: logged[rid] for rid in canary_served if rid in logged}
     wrong = {
         rid: value
         for rid, value in seen.items()
-        if value != ("true" if canary_served[rid] else "false")
+        if value != ("true" if canary_served[rid] and stage_canary else "false")
     }
     canary_seen = sum(1 for rid in seen if canary_served[rid])
     passed = canary_seen > 0 and not wrong
@@ -247,7 +250,8 @@ def is_canary_request(canary_served: Mapping[str, bool], logged: Mapping[str, st
         passed,
         f"{len(seen)} of {len(canary_served)} requests found in the function's log "
         f"({canary_seen} served by the canary); {len(wrong)} with the wrong isCanaryRequest"
-        + (f" (e.g. {examples})" if examples else ""),
+        + (f" (e.g. {examples})" if examples else "")
+        + ("" if stage_canary else "; canaryMode alias: no stage canary, so all must be false"),
     )
 
 

@@ -28,6 +28,8 @@ from versioned_lambda_api.metrics import lambda_version_dimensions
 
 COMPONENT = "event-logger"
 """The name __main__.py gives the component: its alarms are named after it."""
+CANARY_PHASES = ("canary", "rollback")
+"""The requests sent while a canary version was deployed."""
 OUTPUT_KEYS = (
     "url",
     "apiKey",
@@ -48,6 +50,8 @@ class Settings:
     canary_requests: int = 200
     """At a 50% share the binomial interval is about 77-123: a share off by a third fails."""
     rollback_deadline_seconds: float = 60.0
+    warm_up_seconds: float = 120.0
+    """How long a deploy may take to reach the stage's answers (a new API key, a new canary)."""
     settle_deadline_seconds: float = 600.0
     """How long CloudWatch's metrics, the function's log lines and the alarm are waited for."""
     poll_seconds: float = 15.0
@@ -152,6 +156,7 @@ class Verification:
         )
 
         self._guarded("endpoint-configuration", self._endpoint_configuration)
+        self._warm_up(live, "the stage answering 200 from the live alias")
         self.out(f"==> {self.settings.live_requests} requests with no canary")
         samples = self._send_many("live", self.settings.live_requests)
         self._record(checks.served_by_live(samples, live))
@@ -163,6 +168,7 @@ class Verification:
         self.out("==> release start: pinning the live version (pulumi up)")
         release.start()
         canary = self._deploy_canary(config, live)
+        self._warm_up(canary, "a request served by the canary")
 
         self.out(
             f"==> {self.settings.canary_requests} requests at canaryPercent {CANARY_PERCENT:g}"
@@ -226,6 +232,23 @@ class Verification:
         self._record(checks.rollback_stops_canary(samples, rolled_back_at, canary))
 
     # --- requests -----------------------------------------------------------------------
+
+    def _warm_up(self, served_by: ServedBy, what: str) -> None:
+        """Wait for a deploy to reach the stage's answers: API Gateway takes a moment to
+        apply a new API key or canary everywhere, and requests before that would be counted
+        against what it is about to serve."""
+        self.out(f"==> waiting for {what} ({served_by})")
+        deadline = self.clock() + self.settings.warm_up_seconds
+        while True:
+            sample = self._get("warm-up")
+            if sample.status == 200 and sample.served_by == served_by:
+                return
+            if self.clock() >= deadline:
+                raise VerifyAbortedError(
+                    f"no {what} within {self.settings.warm_up_seconds:g} s: the last request "
+                    f"was answered {sample.status} by {sample.served_by or 'no servedBy'}"
+                )
+            self.sleep(1.0)
 
     def _headers(self, extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
         key = str(self._outputs.get("apiKey") or "")
@@ -380,7 +403,7 @@ class Verification:
         the requests sent should have left there, or the deadline passes."""
         served = self._served()
         who = sorted(served, key=str)
-        canary_phase = {s.request_id for phase, s in self._samples if phase != "live"}
+        canary_phase = {s.request_id for phase, s in self._samples if phase in CANARY_PHASES}
         assert self._first_sent is not None  # noqa: S101 - requests were sent before
         since_ms = int(self._first_sent.timestamp() * 1000) - 60_000
         last_sent = max(sample.at for _, sample in self._samples)
@@ -424,16 +447,14 @@ class Verification:
         served = self._served()
         self._record(checks.executed_version_dimension(served, evidence.invocations))
         self._record(checks.emf_metrics(served, evidence.emf_requests))
-        canary_alias = str(self._outputs["canaryAlias"])
         canary_version = str(self._outputs["canaryVersion"])
         canary_served = {
-            s.request_id: s.served_by is not None
-            and s.served_by.version == canary_version
-            and (s.served_by.alias == canary_alias or self._outputs["canaryMode"] == "alias")
+            s.request_id: s.served_by.version == canary_version
             for phase, s in self._samples
-            if phase != "live" and s.served_by is not None
+            if phase in CANARY_PHASES and s.served_by is not None
         }
-        self._record(checks.is_canary_request(canary_served, evidence.logged))
+        stage_canary = self._outputs["canaryMode"] != "alias"
+        self._record(checks.is_canary_request(canary_served, evidence.logged, stage_canary))
         self._record(
             checks.metrics_settle_lag(
                 evidence.lag_seconds, SETTLE.total_seconds(), self.settings.poll_seconds
