@@ -29,6 +29,8 @@ the request's Content-Type stops matching and every metrics read fails with an
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import threading
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -89,7 +91,31 @@ Fault = Literal["unreachable", "lost_answer", "throttle", "server_error", "denie
 Mode = Literal["stage", "alias"]
 """Who splits off the canary share: the stage's canary settings, or the live alias' weights."""
 
-Operation = Literal["GetStage", "UpdateStage", "GetAlias", "UpdateAlias", "GetMetricData"]
+Operation = Literal["GetStage", "UpdateStage", "GetAlias", "UpdateAlias", "GetMetricData", "Invoke"]
+
+Code = Callable[[Any, "InvokeContext"], Any]
+"""A version's code: the handler Lambda runs with the event and a context."""
+
+
+@dataclass(frozen=True)
+class InvokeContext:
+    """The parts of Lambda's context object a handler reads."""
+
+    invoked_function_arn: str
+    function_version: str
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One Invoke the account ran: the qualifier asked, the version it ran, the event."""
+
+    qualifier: str
+    version: str
+    event: Any
 
 
 class _ServiceError(Exception):
@@ -193,6 +219,12 @@ class FakeAccount:
         self._every_attempt: dict[str, Fault] = {}
         self._query_faults: dict[str, int] = {}
         self._before_next: dict[str, list[Callable[[], None]]] = {}
+        self.code: dict[str, Code] = {}
+        """Version -> the handler Invoke runs for it; invoking a version without one fails the
+        test."""
+        self.invocations: list[Invocation] = []
+        self.logs: list[str] = []
+        """What each invocation printed (its log stream)."""
 
     # --- what a test reads ----------------------------------------------------------------
 
@@ -315,14 +347,14 @@ class FakeAccount:
         """Real boto3 clients whose every HTTP attempt this account answers; ``max_attempts``:
         botocore's ``total_max_attempts`` (standard retry mode)."""
 
-        def client(service: str) -> Any:
+        def client(service: str, attempts: int = max_attempts) -> Any:
             made = boto3.client(
                 service,
                 region_name=REGION,
                 aws_access_key_id="test",
                 aws_secret_access_key="test",
                 config=Config(
-                    retries={"mode": "standard", "total_max_attempts": max_attempts},
+                    retries={"mode": "standard", "total_max_attempts": attempts},
                     connect_timeout=1,
                     read_timeout=1,
                 ),
@@ -334,6 +366,7 @@ class FakeAccount:
             cloudwatch=client("cloudwatch"),
             apigateway=client("apigateway"),
             lambda_=client("lambda"),
+            invoker=client("lambda", attempts=1),  # as the tool's: Invoke is never retried
         )
 
     def _on_send(self, request: AWSPreparedRequest, event_name: str, **_: Any) -> AWSResponse:
@@ -345,7 +378,7 @@ class FakeAccount:
             "UpdateAlias": self._update_alias,
             "GetMetricData": self._get_metric_data,
         }
-        if operation not in handlers:
+        if operation not in {*handlers, "Invoke"}:
             raise AssertionError(f"the fake account does not model {operation} ({request.url})")
         dialect = _AWS_JSON if operation == "GetMetricData" else _REST_JSON
         for action in self._before_next.pop(operation, []):
@@ -358,7 +391,10 @@ class FakeAccount:
         if fault in ("throttle", "server_error", "denied"):
             return dialect.fault(request, fault, operation)
         try:
-            answer = dialect.answer(request, handlers[operation](request))
+            if operation == "Invoke":
+                answer = self._run_code(request)
+            else:
+                answer = dialect.answer(request, handlers[operation](request))
         except _ServiceError as error:
             return dialect.error(request, error.status, error.code, error.message)
         if fault == "lost_answer":
@@ -466,6 +502,60 @@ class FakeAccount:
             )
         self.set_alias(name, version, weights, by="UpdateAlias")
         return self._alias(name)
+
+    def _run_code(self, request: AWSPreparedRequest) -> AWSResponse:
+        """Run the code of the version the qualifier names, as Lambda's synchronous Invoke: the
+        handler's result as JSON, or Lambda's error object with ``X-Amz-Function-Error``;
+        ``X-Amz-Executed-Version`` names the version that ran."""
+        parts = _path(request)
+        if len(parts) != 3 or parts[0] != "functions" or parts[2] != "invocations":
+            raise AssertionError(f"not a function's invocations path: {request.url}")
+        invocation_type = request.headers.get("X-Amz-Invocation-Type")
+        if invocation_type not in (b"RequestResponse", "RequestResponse"):
+            raise AssertionError(
+                f"Invoke: only RequestResponse is modelled, got {invocation_type!r}"
+            )
+        qualifier = parse_qs(urlsplit(request.url).query).get("Qualifier", ["$LATEST"])[0]
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{parts[1]}:{qualifier}"
+        if parts[1] != FUNCTION:
+            raise _ServiceError(404, "ResourceNotFoundException", f"Function not found: {arn}")
+        if qualifier in self.aliases:
+            alias = self.aliases[qualifier]
+            if alias.weights:
+                raise AssertionError("Invoke: a weighted alias' choice is not modelled")
+            version = alias.version
+        elif qualifier in self.versions:
+            version = qualifier
+        else:
+            raise _ServiceError(404, "ResourceNotFoundException", f"Function not found: {arn}")
+        code = self.code.get(version)
+        if code is None:
+            raise AssertionError(f"Invoke: the test gave v{version} no code")
+        event = json.loads(_body_bytes(request))
+        self.invocations.append(Invocation(qualifier, version, event))
+        context = InvokeContext(arn, version, f"invocation-{len(self.invocations)}")
+        headers = {
+            "Content-Type": "application/json",
+            "x-amzn-RequestId": context.aws_request_id,
+            "X-Amz-Executed-Version": version,
+        }
+        try:
+            # What the function prints goes to its log group, not to the caller.
+            with contextlib.redirect_stdout(io.StringIO()) as printed:
+                result = code(event, context)
+        except Exception as error:  # what the runtime reports of any exception
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            result = {
+                "errorMessage": str(error),
+                "errorType": type(error).__name__,
+                "requestId": context.aws_request_id,
+                "stackTrace": [],
+            }
+        finally:
+            self.logs.append(printed.getvalue())
+        # The python3.12+ runtime's encoding: JSON without ASCII escapes, then UTF-8.
+        body = json.dumps(result, ensure_ascii=False).encode("utf-8")
+        return AWSResponse(request.url, 200, headers, _Raw(body))
 
     # --- CloudWatch (smithy-rpc-v2-cbor) ---------------------------------------------------
 
@@ -592,13 +682,18 @@ def _aws_json_body(request: AWSPreparedRequest) -> dict[str, Any]:
 
 
 class _Raw:
-    """The raw HTTP body botocore streams from."""
+    """The raw HTTP body botocore streams from, or reads as a file for a streaming member (such
+    as Invoke's ``Payload``)."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
+        self._unread = io.BytesIO(body)
 
     def stream(self, **_: Any) -> Any:
         yield self.body
+
+    def read(self, amount: int | None = None) -> bytes:
+        return self._unread.read(amount)
 
 
 @dataclass(frozen=True)
