@@ -176,8 +176,10 @@ def test_metric_counts_must_equal_the_requests_each_side_served() -> None:
     assert checks.executed_version_dimension(expected, {LIVE: 153.0, CANARY: 100.0}).passed
     short = checks.emf_metrics(expected, {LIVE: 153.0, CANARY: 99.0})
     assert not short.passed
-    assert "dev/dev-canary/v2 99.0 of 100" in short.evidence
-    assert not checks.emf_metrics(expected, {LIVE: 153.0}).passed
+    assert "dev/dev-canary/v2 99 of 100" in short.evidence
+    missing = checks.emf_metrics(expected, {LIVE: 153.0})
+    assert not missing.passed
+    assert "dev/dev-canary/v2 no data of 100" in missing.evidence
     assert not checks.executed_version_dimension({}, {}).passed
 
 
@@ -325,10 +327,10 @@ README_SECTION = "### What `make verify` checks on real AWS"
 
 def assumption_checks(readme: str) -> list[str]:
     """The check named at the start of each bullet of the README's section."""
-    if README_SECTION not in readme:
+    heading = re.search(f"^{re.escape(README_SECTION)}$", readme, flags=re.MULTILINE)
+    if heading is None:
         raise AssertionError(f"README.md has no section {README_SECTION!r}")
-    section = readme.split(README_SECTION, 1)[1]
-    section = re.split(r"\n#{1,3} ", section, maxsplit=1)[0]
+    section = re.split(r"\n#{1,3} ", readme[heading.end() :], maxsplit=1)[0]
     return re.findall(r"^- \*\*`([a-z-]+)`\*\*", section, flags=re.MULTILINE)
 
 
@@ -340,6 +342,9 @@ def test_assumption_checks_are_read_from_the_sections_bullets() -> None:
     assert assumption_checks(readme) == ["canary-share", "header-case"]
     with pytest.raises(AssertionError, match="no section"):
         assumption_checks("# T\n")
+    # Only the heading on a line of its own starts the section.
+    with pytest.raises(AssertionError, match="no section"):
+        assumption_checks(f"see '{README_SECTION}' below\n- **`canary-share`**: x\n")
 
 
 @pytest.mark.xfail(

@@ -255,13 +255,17 @@ def is_canary_request(
     )
 
 
+def _number(value: float | None) -> str:
+    return "no data" if value is None else f"{value:g}"
+
+
 def _counts(
     name: str, metric: str, expected: Mapping[ServedBy, int], measured: Mapping[ServedBy, float]
 ) -> CheckResult:
     wrong = {
         who: measured.get(who) for who, count in expected.items() if measured.get(who) != count
     }
-    parts = [f"{who} {measured.get(who, 'no data')} of {count}" for who, count in expected.items()]
+    parts = [f"{who} {_number(measured.get(who))} of {count}" for who, count in expected.items()]
     return _result(
         name, bool(expected) and not wrong, f"{metric} (measured of served): {'; '.join(parts)}"
     )
