@@ -328,8 +328,7 @@ class Release:
         except smoke.CheckError as error:
             raise ReleaseError(f"pre-traffic check: {error}; nothing was invoked") from error
         self.out(
-            f"pre-traffic check of v{version}: {len(requests)} request(s) to {function}:{alias}, "
-            "answered as API Gateway would"
+            f"pre-traffic check of v{version}: {len(requests)} request(s) to {function}:{alias}"
         )
         unchecked = smoke.unchecked_routes(routes, requests)
         if unchecked:

@@ -437,8 +437,7 @@ def test_check_invokes_the_canary_which_answers_and_records_its_event(
     ran = world.cli("check")
     assert ran.code == 0, ran.err
     assert ran.out.splitlines() == [
-        f"pre-traffic check of v4: 2 request(s) to {FUNCTION}:{CANARY_ALIAS}, answered as API "
-        "Gateway would",
+        f"pre-traffic check of v4: 2 request(s) to {FUNCTION}:{CANARY_ALIAS}",
         "  GET /events (default) -> 200 (v4) ok",
         "  POST /events (default) -> 200 (v4) ok",
         "pre-traffic check passed: v4 answered every request as expected",
