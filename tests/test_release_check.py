@@ -563,3 +563,48 @@ def test_watch_from_0_stops_when_the_check_fails_with_live_untouched(world: Worl
     assert ran.code == 1  # not 3: the canary takes no traffic
     assert "pre-traffic check failed: 2 of 2 request(s)" in ran.err
     assert_untouched(world)
+
+
+def test_watch_from_0_without_apply_checks_edits_the_file_and_stops(world: World) -> None:
+    lines: list[str] = []
+    release = Release(
+        config=StackConfigFile(world.program, PROJECT, "prod"),
+        deployer=world.deployer,
+        apply=False,
+        out=lines.append,
+    )
+    outcome = release.watch(world.clients, 2, now=world.account.clock, sleep=world.account.sleep)
+    assert outcome == "ADVANCED"
+    assert "pre-traffic check passed: v4 answered every request as expected" in lines
+    assert lines[-1] == "stopped watching: watch again once the first step is deployed"
+    assert (world.file(), world.deployer.ups, world.account.stage_percent) == (FIRST_STEP, 0, 0.0)
+
+
+def test_advance_from_0_needs_aws_for_its_check(program: Path) -> None:
+    config = StackConfigFile(program, PROJECT, "prod")
+    config.set("canaryPercent", "0")
+    config.save()
+    deployer = FakeDeployer()
+    release = Release(config=StackConfigFile(program, PROJECT, "prod"), deployer=deployer)
+    with pytest.raises(ReleaseError, match="advancing from it runs the pre-traffic check"):
+        release.advance()
+    assert (StackConfigFile(program, PROJECT, "prod").get("canaryPercent"), deployer.ups) == (
+        "0",
+        0,
+    )
+
+
+def test_after_a_promotion_the_next_version_waits_for_its_own_check(world: World) -> None:
+    assert world.cli("advance").code == 0
+    promoted = world.cli("promote")
+    assert promoted.code == 0, promoted.err
+    assert (world.file("stableVersion"), world.file()) == ("4", "0")
+    # The next release's code: v5 published behind the canary alias, at share 0.
+    world.account.versions.append("5")
+    world.account.code["5"] = crash
+    world.deployer.up(lambda _: None)
+    assert (world.account.aliases[CANARY_ALIAS].version, world.account.stage_percent) == ("5", 0)
+    failed = world.cli("advance")
+    assert failed.code == 1
+    assert "  POST /events (default) -> 500 (v5) FAILED: status 500, expected 2xx" in failed.out
+    assert (world.account.live.version, world.account.stage_percent, world.file()) == ("4", 0, "0")
