@@ -19,7 +19,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from ruamel.yaml import YAML
 
-from release.deploy import ApplyError
+from release.deploy import ApplyError, StackBusyError
 from verify import checks
 from verify.__main__ import main, run_and_report
 from verify.http import HttpResponse
@@ -79,6 +79,8 @@ class FakeStack:
         self.deployed: list[dict[str, Any]] = []
         self.fail_up = False
         self.fail_destroy = False
+        self.busy_destroys = 0
+        """The next destroys meet Pulumi's lock (an update Ctrl-C stopped still ending)."""
         self.publishes = True
 
     def create(self) -> None:
@@ -115,6 +117,9 @@ class FakeStack:
 
     def destroy(self, on_output: Callable[[str], None]) -> None:
         self.events.append("destroy")
+        if self.busy_destroys:
+            self.busy_destroys -= 1
+            raise StackBusyError(f"stack {STACK} is locked by another update: injected")
         if self.fail_destroy:
             raise ApplyError(f"pulumi destroy failed for stack {STACK}: injected")
 
@@ -269,7 +274,8 @@ for _query_of_alarm in ALARM_QUERIES:
 
 
 class Aws:
-    """Real boto3 clients: Stubber for CloudWatch, Lambda and API Gateway, moto for Logs."""
+    """Real boto3 clients: Stubber for CloudWatch, Lambda and API Gateway, moto for Logs
+    (a Stubber of its own too, for a test that has AWS refuse the read)."""
 
     def __init__(self) -> None:
         def client(service: str) -> Any:
@@ -289,6 +295,9 @@ class Aws:
         self.cloudwatch = Stubber(self.clients.cloudwatch)
         self.apigateway = Stubber(self.clients.apigateway)
         self.lambda_ = Stubber(self.clients.lambda_)
+        self.logs = Stubber(self.clients.logs)
+        self.logs_writer = client("logs")
+        """The function's side: it writes its log lines."""
 
     def stub_endpoint(self, types: list[str]) -> None:
         self.apigateway.add_response(
@@ -346,7 +355,12 @@ class Aws:
             "after-call.api-gateway.UpdateStage", propagating
         )
 
-    def stub_evidence(self, clock: FakeClock) -> None:
+    def stub_evidence(
+        self, clock: FakeClock, *, log_reads: int = 2, rank_refused: bool = False
+    ) -> None:
+        """Two looks: the canary's newest minute missing, then everything; then the
+        percentile ranks and the alarm's own queries. ``log_reads``: the looks that read the
+        log; ``rank_refused``: CloudWatch refuses PR(:1000)."""
         start = clock.start.replace(second=0) - timedelta(minutes=1)
         counts = []
         for index, (alias, version) in enumerate(SERVED):
@@ -421,14 +435,15 @@ class Aws:
             ),
             window,
         )
-        self.lambda_.add_response(
-            "get_function_configuration",
-            {
-                "FunctionName": FUNCTION,
-                "LoggingConfig": {"LogFormat": "JSON", "LogGroup": LOG_GROUP},
-            },
-            {"FunctionName": FUNCTION},
-        )
+        if log_reads == 2:
+            self.lambda_.add_response(
+                "get_function_configuration",
+                {
+                    "FunctionName": FUNCTION,
+                    "LoggingConfig": {"LogFormat": "JSON", "LogGroup": LOG_GROUP},
+                },
+                {"FunctionName": FUNCTION},
+            )
         self.cloudwatch.add_response("describe_alarms", alarm("OK"), alarms)
         ranks = [
             _query(
@@ -441,11 +456,21 @@ class Aws:
             )
             for index, (alias, version) in enumerate(SERVED)
         ]
-        self.cloudwatch.add_response(
-            "get_metric_data",
-            _answer({"rank0": [99.0, 100.0], "rank1": [100.0]}, start),
-            {"MetricDataQueries": ranks, "StartTime": start, "EndTime": ANY},
-        )
+        rank_window = {"MetricDataQueries": ranks, "StartTime": start, "EndTime": ANY}
+        if rank_refused:
+            self.cloudwatch.add_client_error(
+                "get_metric_data",
+                service_error_code="InvalidParameterValue",
+                service_message="The value PR(:1000) for parameter Stat is not valid.",
+                http_status_code=400,
+                expected_params=rank_window,
+            )
+        else:
+            self.cloudwatch.add_response(
+                "get_metric_data",
+                _answer({"rank0": [99.0, 100.0], "rank1": [100.0]}, start),
+                rank_window,
+            )
         five_minutes = clock.start.replace(minute=clock.start.minute // 5 * 5, second=0)
         self.cloudwatch.add_response(
             "get_metric_data",
@@ -462,7 +487,7 @@ class Aws:
             stubber.activate()
 
     def assert_all_called(self) -> None:
-        for stubber in (self.cloudwatch, self.apigateway, self.lambda_):
+        for stubber in (self.cloudwatch, self.apigateway, self.lambda_, self.logs):
             stubber.assert_no_pending_responses()
 
 
@@ -478,7 +503,7 @@ class Run:
         self.world = World()
         self.stack = FakeStack(program_dir, self.world, self.clock)
         self.aws = Aws()
-        self.api = FakeApi(self.world, self.clock, self.aws.clients.logs)
+        self.api = FakeApi(self.world, self.clock, self.aws.logs_writer)
         self.lines: list[str] = []
         self.verification = Verification(
             program_dir=program_dir,
@@ -495,10 +520,16 @@ class Run:
             settings=Settings(),
         )
 
-    def stub_everything(self, endpoint_types: list[str] | None = None) -> None:
+    def stub_everything(
+        self,
+        endpoint_types: list[str] | None = None,
+        *,
+        log_reads: int = 2,
+        rank_refused: bool = False,
+    ) -> None:
         self.aws.stub_endpoint(endpoint_types or ["REGIONAL"])
         self.aws.stub_rollback(self.world, self.clock)
-        self.aws.stub_evidence(self.clock)
+        self.aws.stub_evidence(self.clock, log_reads=log_reads, rank_refused=rank_refused)
         self.aws.activate()
 
 
@@ -679,3 +710,58 @@ def test_without_aws_credentials_nothing_is_deployed(
     assert "no AWS credentials: set AWS_PROFILE" in message
     assert "Nothing was deployed" in message
     assert _created(program) == []
+
+
+def test_a_read_aws_refuses_fails_its_check_with_aws_words_and_the_others_go_on(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run.stub_everything(log_reads=1, rank_refused=True)
+    run.aws.logs.add_client_error(
+        "filter_log_events",
+        service_error_code="AccessDeniedException",
+        service_message="not authorized to perform: logs:FilterLogEvents",
+        http_status_code=400,
+        expected_params={
+            "logGroupName": LOG_GROUP,
+            "startTime": int(run.clock.start.timestamp() * 1000) - 60_000,
+            "filterPattern": '"isCanaryRequest"',
+        },
+    )
+    run.aws.logs.activate()
+    assert run_and_report(run.verification, None) == 1
+    run.aws.assert_all_called()
+    printed = capsys.readouterr().out
+    assert (
+        f"FAIL  is-canary-request: AWS refused the read: reading log group {LOG_GROUP}: AWS "
+        "refused (AccessDeniedException: not authorized to perform: logs:FilterLogEvents)"
+    ) in printed
+    assert (
+        "FAIL  percentile-rank-stat: PR(:1000) refused: reading CloudWatch metrics: AWS refused "
+        "(InvalidParameterValue: The value PR(:1000) for parameter Stat is not valid.)"
+    ) in printed
+    assert printed.count("PASS  ") == len(checks.CHECKS) - 2
+    assert run.stack.events[-2:] == ["destroy", "remove"]
+
+
+def test_the_destroy_waits_for_pulumis_lock_on_the_stack(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run.stub_everything()
+    run.stack.busy_destroys = 2
+    assert run_and_report(run.verification, None) == 0
+    assert run.stack.events[-4:] == ["destroy", "destroy", "destroy", "remove"]
+    assert run.clock.sleeps[-2:] == [20.0, 20.0]
+    assert f"cleanup: stack {STACK} destroyed and removed" in capsys.readouterr().out
+
+
+def test_a_lock_that_outlasts_the_retries_is_said(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run.stub_everything()
+    run.stack.busy_destroys = 4
+    assert run_and_report(run.verification, None) == 1
+    assert run.stack.events.count("destroy") == 4
+    assert (
+        f"cleanup: FAILED: pulumi destroy of stack {STACK}: stack {STACK} is locked by another "
+        "update: injected; its resources may still exist"
+    ) in capsys.readouterr().out

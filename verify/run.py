@@ -15,10 +15,10 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-from release.aws import FUNCTION_NAMESPACE, AwsError, aws_call, metric_query
+from release.aws import FUNCTION_NAMESPACE, AwsError, AwsErrorKind, aws_call, metric_query
 from release.commands import SETTLE, AwsClients, Release, ReleaseError
 from release.config_file import ConfigFileError, StackConfigFile
-from release.deploy import ApplyError
+from release.deploy import ApplyError, StackBusyError
 from verify import checks
 from verify.checks import CheckResult, Sample, ServedBy
 from verify.http import HttpTransport
@@ -28,6 +28,10 @@ from versioned_lambda_api.metrics import lambda_version_dimensions
 
 COMPONENT = "event-logger"
 """The name __main__.py gives the component: its alarms are named after it."""
+UNANSWERED: dict[str, AwsErrorKind] = {"InternalError": "unreachable", "Forbidden": "refused"}
+"""GetMetricData's per-query statuses that answer nothing, and what they mean for a retry."""
+DESTROY_ATTEMPTS = 4
+DESTROY_RETRY_SECONDS = 20.0
 CANARY_PHASES = ("canary", "rollback")
 """The requests sent while a canary version was deployed."""
 OUTPUT_KEYS = (
@@ -85,6 +89,8 @@ class _Evidence:
     alarm_reason: str = ""
     alarm_queries: list[dict[str, Any]] = field(default_factory=list)
     lag_seconds: float | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+    """Source (metrics, log, alarm) -> AWS' words refusing to read it."""
 
 
 @dataclass
@@ -338,6 +344,14 @@ class Verification:
                 )
             for result in answer["MetricDataResults"]:
                 values[result["Id"]] += [float(value) for value in result["Values"]]
+                status = result.get("StatusCode")
+                if status in UNANSWERED:
+                    said = "; ".join(m.get("Value", "") for m in result.get("Messages", []))
+                    raise AwsError(
+                        UNANSWERED[status],
+                        f"reading CloudWatch metrics: query {result['Id']} answered {status} "
+                        f"({said or 'no message'})",
+                    )
             token = answer.get("NextToken")
             if not token:
                 return values
@@ -400,7 +414,9 @@ class Verification:
 
     def _settle(self) -> _Evidence:
         """Poll CloudWatch, the function's log and the canary's alarm until each holds what
-        the requests sent should have left there, or the deadline passes."""
+        the requests sent should have left there, or the deadline passes. A source AWS
+        refuses to read (e.g. a permission missing) is not read again: its checks fail with
+        AWS' words, the others go on."""
         served = self._served()
         who = sorted(served, key=str)
         canary_phase = {s.request_id for phase, s in self._samples if phase in CANARY_PHASES}
@@ -408,32 +424,36 @@ class Verification:
         since_ms = int(self._first_sent.timestamp() * 1000) - 60_000
         last_sent = max(sample.at for _, sample in self._samples)
         evidence = _Evidence()
+
+        def read_counts() -> None:
+            values = self._metric_data(self._count_queries(who))
+            evidence.invocations = {w: sum(values[f"invocations{i}"]) for i, w in enumerate(who)}
+            evidence.emf_requests = {w: sum(values[f"emf{i}"]) for i, w in enumerate(who)}
+
+        sources: dict[str, Callable[[], None]] = {
+            "metrics": read_counts,
+            "log": lambda: self._read_logs(evidence, since_ms),
+            "alarm": lambda: self._read_alarm(evidence),
+        }
         deadline = self.clock() + self.settings.settle_deadline_seconds
         self.out("==> waiting for CloudWatch's metrics, the function's log and the alarm")
         while True:
-            try:
-                values = self._metric_data(self._count_queries(who))
-                evidence.invocations = {
-                    w: sum(values[f"invocations{i}"]) for i, w in enumerate(who)
-                }
-                evidence.emf_requests = {w: sum(values[f"emf{i}"]) for i, w in enumerate(who)}
-                self._read_logs(evidence, since_ms)
-                self._read_alarm(evidence)
-            except AwsError as error:
-                if not error.retryable:
-                    raise
-                self.out(f"    {error.message}; trying again")
+            for source, read in sources.items():
+                if source not in evidence.refused:
+                    self._poll(source, read, evidence)
             complete = all(evidence.invocations.get(w) == served[w] for w in who)
             if complete and evidence.lag_seconds is None:
                 evidence.lag_seconds = self.clock() - last_sent
-            done = (
-                complete
-                and all(evidence.emf_requests.get(w) == served[w] for w in who)
-                and canary_phase <= evidence.logged.keys()
-                and evidence.alarm_state not in (None, "INSUFFICIENT_DATA")
-            )
+            waiting = {
+                "metrics": not complete
+                or any(evidence.emf_requests.get(w) != served[w] for w in who),
+                "log": not canary_phase <= evidence.logged.keys(),
+                "alarm": evidence.alarm_state in (None, "INSUFFICIENT_DATA"),
+            }
             left = deadline - self.clock()
-            if done or left <= 0:
+            if left <= 0 or not any(
+                waiting[source] for source in sources if source not in evidence.refused
+            ):
                 return evidence
             self.out(
                 f"    Invocations {sum(evidence.invocations.values()):g}/{served.total()}, "
@@ -443,10 +463,20 @@ class Verification:
             )
             self.sleep(self.settings.poll_seconds)
 
+    def _poll(self, source: str, read: Callable[[], None], evidence: _Evidence) -> None:
+        try:
+            read()
+        except AwsError as error:
+            if error.kind == "refused":
+                evidence.refused[source] = error.message
+                self.out(f"    {error.message}; the checks that read the {source} fail")
+            elif error.retryable:
+                self.out(f"    {error.message}; trying again")
+            else:
+                raise
+
     def _decide_from(self, evidence: _Evidence) -> None:
         served = self._served()
-        self._record(checks.executed_version_dimension(served, evidence.invocations))
-        self._record(checks.emf_metrics(served, evidence.emf_requests))
         canary_version = str(self._outputs["canaryVersion"])
         canary_served = {
             s.request_id: s.served_by.version == canary_version
@@ -454,16 +484,41 @@ class Verification:
             if phase in CANARY_PHASES and s.served_by is not None
         }
         stage_canary = self._outputs["canaryMode"] != "alias"
-        self._record(checks.is_canary_request(canary_served, evidence.logged, stage_canary))
-        self._record(
-            checks.metrics_settle_lag(
-                evidence.lag_seconds, SETTLE.total_seconds(), self.settings.poll_seconds
+        decisions: list[tuple[str, str, Callable[[], CheckResult]]] = [
+            (
+                "metrics",
+                "executed-version-dimension",
+                lambda: checks.executed_version_dimension(served, evidence.invocations),
+            ),
+            ("metrics", "emf-metrics", lambda: checks.emf_metrics(served, evidence.emf_requests)),
+            (
+                "log",
+                "is-canary-request",
+                lambda: checks.is_canary_request(canary_served, evidence.logged, stage_canary),
+            ),
+            (
+                "metrics",
+                "metrics-settle-lag",
+                lambda: checks.metrics_settle_lag(
+                    evidence.lag_seconds, SETTLE.total_seconds(), self.settings.poll_seconds
+                ),
+            ),
+        ]
+        for source, name, decide in decisions:
+            refused = evidence.refused.get(source)
+            self._record(
+                CheckResult(name, "FAIL", f"AWS refused the read: {refused}")
+                if refused
+                else decide()
             )
-        )
         self._guarded(
             "percentile-rank-stat", lambda: self._percentile_rank(sorted(served, key=str))
         )
-        self._guarded("alarm-metric-math", lambda: self._alarm_metric_math(evidence))
+        if "alarm" in evidence.refused:
+            refusal = f"AWS refused the read: {evidence.refused['alarm']}"
+            self._record(CheckResult("alarm-metric-math", "FAIL", refusal))
+        else:
+            self._guarded("alarm-metric-math", lambda: self._alarm_metric_math(evidence))
 
     def _percentile_rank(self, who: Sequence[ServedBy]) -> CheckResult:
         threshold = self.settings.latency_threshold_ms
@@ -542,7 +597,7 @@ class Verification:
             f"its resources may still exist; run 'pulumi destroy --stack {name}' and then "
             f"'pulumi stack rm {name}' (its config file {self.stack_file.name} is kept for it)",
         ):
-            self.stack.destroy(self._pulumi_line)
+            self._destroy()
         if self.report.cleanup_failed:
             return
         with self._cleanup_step(
@@ -554,6 +609,19 @@ class Verification:
         if not self.report.cleanup_failed:
             self.stack_file.unlink(missing_ok=True)
             self.report.cleanup = f"stack {name} destroyed and removed"
+
+    def _destroy(self) -> None:
+        """Destroy the stack, waiting out Pulumi's lock on it: an update that Ctrl-C (or a CI
+        job's cancellation) stopped may still be ending."""
+        for attempt in range(1, DESTROY_ATTEMPTS + 1):
+            try:
+                self.stack.destroy(self._pulumi_line)
+                return
+            except StackBusyError as error:
+                if attempt == DESTROY_ATTEMPTS:
+                    raise
+                self.out(f"    {error}; trying again in {DESTROY_RETRY_SECONDS:g} s")
+                self.sleep(DESTROY_RETRY_SECONDS)
 
     @contextmanager
     def _cleanup_step(self, step: str, advice: str) -> Iterator[None]:

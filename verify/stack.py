@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from release.deploy import ApplyError, apply_error
+from release.deploy import ApplyError, StackBusyError, apply_error
 
 CANARY_PERCENT = 50.0
 """The canary's share while verify measures it: the most requests on either side, so the
@@ -162,6 +162,10 @@ class PulumiThrowawayStack:
 
         try:
             self._created().destroy(on_output=on_output)
+        except automation.errors.ConcurrentUpdateError as error:
+            raise StackBusyError(
+                f"stack {self.name} is locked by another update: {error}"
+            ) from error
         except automation.errors.CommandError as error:
             raise ApplyError(f"pulumi destroy failed for stack {self.name}: {error}") from error
 
