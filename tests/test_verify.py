@@ -15,7 +15,15 @@ from ruamel.yaml import YAML
 from verify import checks
 from verify.checks import Sample, ServedBy
 from verify.report import Report
+from verify.run import COMPONENT, MATH_ALARM_ROLE
 from verify.stack import StackSetupError, next_event_shards, throwaway_config, throwaway_name
+from versioned_lambda_api import names
+from versioned_lambda_api.metrics import (
+    AlarmThresholds,
+    Expression,
+    alarm_definitions,
+    stage_traffic,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE = ServedBy("dev", "dev", "1")
@@ -206,6 +214,20 @@ def test_settle_lag_must_be_within_what_the_release_tool_waits() -> None:
     never = checks.metrics_settle_lag(None, 120, 15)
     assert not never.passed
     assert "never matched" in never.evidence
+
+
+def test_the_alarm_verify_reads_is_the_components_canary_alarm_with_metric_math() -> None:
+    for weighted in (False, True):
+        traffic = stage_traffic("dev", "dev-canary", weighted=weighted, stable_version=1)
+        with_math = {
+            names.alarm_role(definition)
+            for definition in alarm_definitions(traffic, AlarmThresholds(1.0, 8000.0))
+            if definition.role == "canary"
+            and any(isinstance(query, Expression) for query in definition.queries)
+        }
+        assert with_math == {MATH_ALARM_ROLE}
+    # ... of the component the program names so.
+    assert f'VersionedLambdaApi(\n    "{COMPONENT}",' in (ROOT / "__main__.py").read_text()
 
 
 # --- the report ------------------------------------------------------------------------------

@@ -24,10 +24,13 @@ from verify.checks import CheckResult, Sample, ServedBy
 from verify.http import HttpTransport
 from verify.report import Report
 from verify.stack import CANARY_PERCENT, ThrowawayStack, next_event_shards, throwaway_config
+from versioned_lambda_api import names
 from versioned_lambda_api.metrics import lambda_version_dimensions
 
 COMPONENT = "event-logger"
 """The name __main__.py gives the component: its alarms are named after it."""
+MATH_ALARM_ROLE = "canary-error-rate-alarm"
+"""The role in the name of the canary's alarm that uses metric math (names.alarm_role)."""
 UNANSWERED: dict[str, AwsErrorKind] = {"InternalError": "unreachable", "Forbidden": "refused"}
 """GetMetricData's per-query statuses that answer nothing, and what they mean for a retry."""
 DESTROY_ATTEMPTS = 4
@@ -376,7 +379,9 @@ class Verification:
             configuration = self.clients.lambda_.get_function_configuration(
                 FunctionName=str(self._outputs["functionName"])
             )
-        group = configuration["LoggingConfig"]["LogGroup"]
+        # Lambda's default group, unless the function names its own (the component does).
+        function = str(self._outputs["functionName"])
+        group = configuration.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{function}"
         token = None
         while True:
             extra: dict[str, str] = {"nextToken": token} if token else {}
@@ -399,7 +404,9 @@ class Verification:
                 return
 
     def _read_alarm(self, evidence: _Evidence) -> None:
-        prefix = f"{COMPONENT}-canary-error-rate-alarm.{self._outputs['stage']}-"
+        # Pulumi names an alarm <logical name>-<7 hex>.
+        stage = str(self._outputs["stage"])
+        prefix = f"{names.stage_child(COMPONENT, MATH_ALARM_ROLE, stage)}-"
         with aws_call("reading the canary's alarms"):
             answer = self.clients.cloudwatch.describe_alarms(
                 AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"]
