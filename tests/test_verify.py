@@ -131,7 +131,7 @@ def test_rollback_needs_the_canary_stopped_in_time_then_a_streak_of_live() -> No
     streak = [_sample(LIVE, at=104.0 + n) for n in range(checks.ROLLBACK_STREAK)]
     quick = checks.rollback_stops_canary([_sample(CANARY, at=103.0), *streak], 100.0, CANARY)
     assert quick.passed
-    assert "canary's last request 3.0 s after the rollback" in quick.evidence
+    assert "canary's last request 3.0 s after the rollback began" in quick.evidence
     late = [_sample(CANARY, at=100.0 + checks.ROLLBACK_WITHIN_SECONDS + 1)]
     assert not checks.rollback_stops_canary([*late, *streak], 100.0, CANARY).passed
     assert not checks.rollback_stops_canary(streak[1:], 100.0, CANARY).passed

@@ -23,7 +23,7 @@ from release.deploy import ApplyError, StackBusyError
 from verify import checks
 from verify.__main__ import main, run_and_report
 from verify.http import HttpResponse
-from verify.run import Settings, Verification, VerifyClients
+from verify.run import Verification, VerifyClients
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "event-logger"
@@ -517,7 +517,6 @@ class Run:
             clock=self.clock.clock,
             sleep=self.clock.sleep,
             now=self.clock.now,
-            settings=Settings(),
         )
 
     def stub_everything(
@@ -555,7 +554,7 @@ def test_every_check_passes_on_a_stack_that_behaves_and_the_stack_is_destroyed(
     evidence = {check["name"]: check["evidence"] for check in report["checks"]}
     assert evidence["canary-share"].startswith("100 of 200 requests served by canary")
     assert evidence["rollback-stops-canary"].startswith(
-        "canary's last request 1.8 s after the rollback"
+        "canary's last request 1.8 s after the rollback began"
     )
     assert "matched the requests served 15 s after the last one" in evidence["metrics-settle-lag"]
     assert printed[1].startswith(f"make verify: PASS for stack dev (throwaway stack {STACK}")

@@ -169,7 +169,7 @@ def canary_share(
 def rollback_stops_canary(
     samples: Sequence[Sample], rolled_back_at: float, canary: ServedBy
 ) -> CheckResult:
-    """After the release tool's rollback, the last request the canary served came within
+    """After the release tool's rollback began, the last request the canary served came within
     :data:`ROLLBACK_WITHIN_SECONDS`, followed by :data:`ROLLBACK_STREAK` served by live."""
     canary_times = [s.at for s in samples if s.served_by == canary]
     stopped_after = max(canary_times) - rolled_back_at if canary_times else 0.0
@@ -182,7 +182,7 @@ def rollback_stops_canary(
     return _result(
         "rollback-stops-canary",
         passed,
-        f"canary's last request {max(stopped_after, 0.0):.1f} s after the rollback "
+        f"canary's last request {max(stopped_after, 0.0):.1f} s after the rollback began "
         f"(limit {ROLLBACK_WITHIN_SECONDS:g} s), then {streak} in a row served by live "
         f"(needed {ROLLBACK_STREAK}); {len(samples)} requests over "
         f"{(samples[-1].at - rolled_back_at) if samples else 0.0:.1f} s",

@@ -51,18 +51,17 @@ OUTPUT_KEYS = (
 )
 
 
-@dataclass(frozen=True)
-class Settings:
-    live_requests: int = 20
-    canary_requests: int = 200
-    """At a 50% share the binomial interval is about 77-123: a share off by a third fails."""
-    rollback_deadline_seconds: float = 60.0
-    warm_up_seconds: float = 120.0
-    """How long a deploy may take to reach the stage's answers (a new API key, a new canary)."""
-    settle_deadline_seconds: float = 600.0
-    """How long CloudWatch's metrics, the function's log lines and the alarm are waited for."""
-    poll_seconds: float = 15.0
-    latency_threshold_ms: float = 1000.0
+LIVE_REQUESTS = 20
+CANARY_REQUESTS = 200
+"""At a 50% share the binomial interval is 77-123: a share off by a quarter fails."""
+ROLLBACK_DEADLINE_SECONDS = 60.0
+WARM_UP_SECONDS = 120.0
+"""How long a deploy may take to reach the stage's answers (a new API key, a new canary)."""
+SETTLE_DEADLINE_SECONDS = 600.0
+"""How long CloudWatch's metrics, the function's log lines and the alarm are waited for."""
+POLL_SECONDS = 15.0
+LATENCY_THRESHOLD_MS = 1000.0
+"""The T of the PR(:T) query: any threshold shows whether CloudWatch takes the statistic."""
 
 
 @dataclass
@@ -110,7 +109,6 @@ class Verification:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     keep: bool = False
-    settings: Settings = field(default_factory=Settings)
     report: Report = field(init=False)
     _wrote_file: bool = field(default=False, init=False)
     _created: bool = field(default=False, init=False)
@@ -166,8 +164,8 @@ class Verification:
 
         self._guarded("endpoint-configuration", self._endpoint_configuration)
         self._warm_up(live, "the stage answering 200 from the live alias")
-        self.out(f"==> {self.settings.live_requests} requests with no canary")
-        samples = self._send_many("live", self.settings.live_requests)
+        self.out(f"==> {LIVE_REQUESTS} requests with no canary")
+        samples = self._send_many("live", LIVE_REQUESTS)
         self._record(checks.served_by_live(samples, live))
         self._record(checks.content_type_charset(self._charset_post(), live))
         self._header_case()
@@ -179,10 +177,8 @@ class Verification:
         canary = self._deploy_canary(config, live)
         self._warm_up(canary, "a request served by the canary")
 
-        self.out(
-            f"==> {self.settings.canary_requests} requests at canaryPercent {CANARY_PERCENT:g}"
-        )
-        samples = self._send_many("canary", self.settings.canary_requests)
+        self.out(f"==> {CANARY_REQUESTS} requests at canaryPercent {CANARY_PERCENT:g}")
+        samples = self._send_many("canary", CANARY_REQUESTS)
         self._record(checks.canary_share(samples, live, canary, CANARY_PERCENT))
         self._roll_back(config, canary)
 
@@ -226,13 +222,14 @@ class Verification:
 
     def _roll_back(self, config: StackConfigFile, canary: ServedBy) -> None:
         self.out("==> release rollback (through AWS; the stack file only records it)")
+        # Timed from the command's start, as a person rolling back counts.
+        rolled_back_at = self.clock()
         Release(config=config, deployer=self.stack, apply=False, out=self._release_line).rollback(
             self.clients.release(), self._outputs
         )
-        rolled_back_at = self.clock()
         samples: list[Sample] = []
         streak = 0
-        deadline = rolled_back_at + self.settings.rollback_deadline_seconds
+        deadline = rolled_back_at + ROLLBACK_DEADLINE_SECONDS
         while streak < checks.ROLLBACK_STREAK and self.clock() < deadline:
             sample = self._get("rollback")
             samples.append(sample)
@@ -247,14 +244,14 @@ class Verification:
         apply a new API key or canary everywhere, and requests before that would be counted
         against what it is about to serve."""
         self.out(f"==> waiting for {what} ({served_by})")
-        deadline = self.clock() + self.settings.warm_up_seconds
+        deadline = self.clock() + WARM_UP_SECONDS
         while True:
             sample = self._get("warm-up")
             if sample.status == 200 and sample.served_by == served_by:
                 return
             if self.clock() >= deadline:
                 raise VerifyAbortedError(
-                    f"no {what} within {self.settings.warm_up_seconds:g} s: the last request "
+                    f"no {what} within {WARM_UP_SECONDS:g} s: the last request "
                     f"was answered {sample.status} by {sample.served_by or 'no servedBy'}"
                 )
             self.sleep(1.0)
@@ -442,7 +439,7 @@ class Verification:
             "log": lambda: self._read_logs(evidence, since_ms),
             "alarm": lambda: self._read_alarm(evidence),
         }
-        deadline = self.clock() + self.settings.settle_deadline_seconds
+        deadline = self.clock() + SETTLE_DEADLINE_SECONDS
         self.out("==> waiting for CloudWatch's metrics, the function's log and the alarm")
         while True:
             for source, read in sources.items():
@@ -468,7 +465,7 @@ class Verification:
                 f"lines {len(canary_phase & evidence.logged.keys())}/{len(canary_phase)}, "
                 f"alarm {evidence.alarm_state}; {left / 60:.0f} min left"
             )
-            self.sleep(self.settings.poll_seconds)
+            self.sleep(POLL_SECONDS)
 
     def _poll(self, source: str, read: Callable[[], None], evidence: _Evidence) -> None:
         try:
@@ -507,7 +504,7 @@ class Verification:
                 "metrics",
                 "metrics-settle-lag",
                 lambda: checks.metrics_settle_lag(
-                    evidence.lag_seconds, SETTLE.total_seconds(), self.settings.poll_seconds
+                    evidence.lag_seconds, SETTLE.total_seconds(), POLL_SECONDS
                 ),
             ),
         ]
@@ -528,7 +525,7 @@ class Verification:
             self._guarded("alarm-metric-math", lambda: self._alarm_metric_math(evidence))
 
     def _percentile_rank(self, who: Sequence[ServedBy]) -> CheckResult:
-        threshold = self.settings.latency_threshold_ms
+        threshold = LATENCY_THRESHOLD_MS
         function = str(self._outputs["functionName"])
         queries = [
             metric_query(
