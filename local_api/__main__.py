@@ -22,6 +22,7 @@ import signal
 import string
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -146,8 +147,14 @@ def new_api_key() -> str:
     return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_LENGTH))
 
 
+_OUTPUT_LOCK = threading.Lock()
+
+
 def _say(text: str) -> None:
-    print(text, flush=True)
+    """Print one line; requests are served in threads, and one print is two writes."""
+    with _OUTPUT_LOCK:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def _bind(port: int) -> LocalApiServer:
@@ -160,15 +167,23 @@ def _bind(port: int) -> LocalApiServer:
         ) from error
 
 
-def _stop_on_signals() -> None:
+def _stop_on_signals() -> Callable[[], None]:
+    """Turn SIGINT and SIGTERM into :class:`_Stopped`; returns what puts the previous
+    handlers back."""
+
     def stop(signum: int, frame: FrameType | None) -> NoReturn:
         # A second Ctrl-C must not cut the clean-up short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise _Stopped
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 def _run_program(program: Path, options: Options) -> LocalStack:
@@ -289,8 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     program = Path.cwd()
-    _stop_on_signals()
     with ExitStack() as cleanup:
+        cleanup.callback(_stop_on_signals())
         try:
             options = validate(args, program)
             serve(options, program, cleanup)
