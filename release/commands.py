@@ -335,10 +335,10 @@ class Release:
             self.out(f"  not checked (a path parameter): {', '.join(unchecked)}")
         failed = 0
         for request in requests:
+            route = smoke.route_for(request, routes)
             sent = smoke.gateway_request(request, stage, alias)
-            payload = smoke.event_payload(sent, smoke.route_for(request, routes))
-            invoked = self._invoke(clients, function, alias, payload)
-            outcome = smoke.judge_reply(request, sent, invoked, version)
+            invoked = self._invoke(clients, function, alias, smoke.event_payload(sent, route))
+            outcome = smoke.judge_reply(request, sent, invoked, version, route.responses)
             failed += not outcome.passed
             for line in smoke.describe_outcome(outcome):
                 self.out(line)

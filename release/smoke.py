@@ -8,8 +8,8 @@ Invoke, and its reply put through the API's integration responses
 client would have got. Every route gets a default request expecting a 2xx; a project adds its
 own in ``release_checks.json`` beside ``Pulumi.yaml``.
 
-Everything here is pure; :meth:`release.commands.Release.check` wires it to the program and to
-AWS.
+Everything here is pure but :func:`load_checks`, which reads the checks file;
+:meth:`release.commands.Release.check` wires it to the program and to AWS.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from release.aws import Invoked
+from versioned_lambda_api import api_spec
 from versioned_lambda_api.analysis.gateway import (
     GatewayRequest,
     integration_response,
@@ -49,13 +50,15 @@ class CheckError(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    """One method on one path of the stage's API, and the template that makes its event."""
+    """One method on one path of the stage's API: the template that makes its event, and the
+    integration responses that make a client's answer of the reply."""
 
     method: str
     """``GET``, ``POST``, ... or ``ANY``."""
     path: str
     """With the leading ``/``: ``/events``."""
     request_template: str
+    responses: tuple[api_spec.IntegrationResponse, ...] = api_spec.INTEGRATION_RESPONSES
 
     def serves(self, method: str) -> bool:
         return self.method in (method, "ANY")
@@ -114,13 +117,27 @@ def stage_routes(graph: ResourceGraph, stage: str) -> list[Route]:
     for endpoint in endpoints(graph):
         if endpoint.api.id not in apis or endpoint.function_arn is None:
             continue
+        route = f"{endpoint.http_method} /{endpoint.path}"
         template = endpoint.request_templates.get(_JSON)
         if template is None:
             raise CheckError(
-                f"{endpoint.http_method} /{endpoint.path} has no {_JSON} request template: "
-                "the check cannot render the event its requests would carry"
+                f"{route} has no {_JSON} request template: the check cannot render the event "
+                "its requests would carry"
             )
-        routes.append(Route(endpoint.http_method, f"/{endpoint.path}", template))
+        responses = tuple(
+            api_spec.IntegrationResponse(
+                response.status_code,
+                response.selection_pattern,
+                response.templates.get(_JSON, ""),
+            )
+            for response in endpoint.responses
+        )
+        if not any(response.selection_pattern is None for response in responses):
+            raise CheckError(
+                f"{route} has no default integration response: the check cannot tell what a "
+                "client gets of a reply"
+            )
+        routes.append(Route(endpoint.http_method, f"/{endpoint.path}", template, responses))
     if not routes:
         raise CheckError(f"the program declares no Lambda route on a stage named {stage!r}")
     return sorted(routes, key=lambda route: (route.path, route.method))
@@ -289,12 +306,18 @@ def event_payload(request: GatewayRequest, route: Route) -> bytes:
 
 
 def judge_reply(
-    request: SmokeRequest, sent: GatewayRequest, invoked: Invoked, expected_version: str
+    request: SmokeRequest,
+    sent: GatewayRequest,
+    invoked: Invoked,
+    expected_version: str,
+    responses: Sequence[api_spec.IntegrationResponse] = api_spec.INTEGRATION_RESPONSES,
 ) -> Outcome:
-    """The reply as the client would get it, and what is wrong with it: another status class
-    than expected, a body without the text it must contain, or another version answering than
-    the stack's canary version."""
-    status, body = integration_response(invoked.function_error is not None, invoked.payload, sent)
+    """The reply as the client would get it through the route's integration ``responses``,
+    and what is wrong with it: another status class than expected, a body without the text it
+    must contain, or another version answering than the stack's canary version."""
+    status, body = integration_response(
+        invoked.function_error is not None, invoked.payload, sent, responses
+    )
     error_type = _error_type(invoked) if invoked.function_error is not None else None
     problems = []
     if f"{status // 100}xx" != request.expect:

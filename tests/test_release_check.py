@@ -74,6 +74,10 @@ def test_the_routes_and_templates_come_from_the_stacks_program(routes: list[smok
         ("POST", "/events"),
     ]
     assert {route.request_template for route in routes} == {api_spec.DEFAULT_REQUEST_TEMPLATE}
+    # The methods' own integration responses, as deployed: the component's.
+    assert {frozenset(route.responses) for route in routes} == {
+        frozenset(api_spec.INTEGRATION_RESPONSES)
+    }
     # Release.program_routes runs the program of the stack file it edits.
     release = Release(config=StackConfigFile(ROOT, PROJECT, "prod"), deployer=FakeDeployer())
     assert release.program_routes({**OUTPUTS, "canaryVersion": "4"}) == routes
@@ -608,3 +612,30 @@ def test_after_a_promotion_the_next_version_waits_for_its_own_check(world: World
     assert failed.code == 1
     assert "  POST /events (default) -> 500 (v5) FAILED: status 500, expected 2xx" in failed.out
     assert (world.account.live.version, world.account.stage_percent, world.file()) == ("4", 0, "0")
+
+
+def test_a_reply_is_answered_through_the_routes_own_integration_responses(program: Path) -> None:
+    """A method deployed with other responses than the component's: its default answers 202."""
+    accepted = api_spec.IntegrationResponse("202", None, '{"queued": true}')
+    route = smoke.Route("GET", "/events", api_spec.DEFAULT_REQUEST_TEMPLATE, (accepted,))
+    lambda_ = boto3.client("lambda", region_name=REGION)
+    stubber = Stubber(lambda_)
+    reply = b'{"statusCode": 200, "body": {}}'
+    stubber.add_response(
+        "invoke",
+        {
+            "StatusCode": 200,
+            "ExecutedVersion": "4",
+            "Payload": StreamingBody(io.BytesIO(reply), 31),
+        },
+    )
+    lines: list[str] = []
+    release = Release(
+        config=StackConfigFile(program, PROJECT, "prod"),
+        deployer=FakeDeployer(),
+        out=lines.append,
+        smoke_routes=lambda _: [route],
+    )
+    with stubber:
+        release.check(AwsClients(None, None, lambda_))
+    assert lines[1] == "  GET /events (default) -> 202 (v4) ok"
