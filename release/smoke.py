@@ -118,6 +118,11 @@ def stage_routes(graph: ResourceGraph, stage: str) -> list[Route]:
         if endpoint.api.id not in apis or endpoint.function_arn is None:
             continue
         route = f"{endpoint.http_method} /{endpoint.path}"
+        if endpoint.integration_type != "AWS":
+            raise CheckError(
+                f"{route} has an integration of type {endpoint.integration_type}: the check "
+                "renders the request templates of non-proxy Lambda (AWS) integrations"
+            )
         template = endpoint.request_templates.get(_JSON)
         if template is None:
             raise CheckError(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import importlib.util
 import io
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,15 +38,16 @@ from tests.release_fakes import OUTPUTS, FakeDeployer
 from tests.release_world import CANARY_ALIAS, FUNCTION, PROJECT, REGION, Code, InvokeContext
 from tests.test_release_world import World, make_world
 from versioned_lambda_api import api_spec
-from versioned_lambda_api.analysis.routing import STAGE
+from versioned_lambda_api.analysis.graph import ResourceGraph
+from versioned_lambda_api.analysis.routing import REST_API, STAGE
 
 TABLE = "events-prod"
 FIRST_STEP = f"{DEFAULT_STEPS[0]:g}"
 
 
 @pytest.fixture(scope="module")
-def routes() -> list[smoke.Route]:
-    """The prod stage's routes from a run of the real program, as the check reads them."""
+def prod_graph() -> ResourceGraph:
+    """What the real program declares for prod, pinned at share 0 after v4 was published."""
     # Set up before each test's own event loop (tests/conftest.py): one of its own.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -53,7 +56,13 @@ def routes() -> list[smoke.Route]:
     finally:
         loop.close()
         asyncio.set_event_loop(None)
-    return smoke.stage_routes(run.graph, "prod")
+    return run.graph
+
+
+@pytest.fixture(scope="module")
+def routes(prod_graph: ResourceGraph) -> list[smoke.Route]:
+    """The prod stage's routes, as the check reads them."""
+    return smoke.stage_routes(prod_graph, "prod")
 
 
 def event_of(payload: bytes) -> dict[str, Any]:
@@ -124,6 +133,36 @@ def test_each_route_gets_a_default_request_rendered_as_a_canary_request(
         "idempotencyKey": "",
         "callerId": "release-check",
     }
+
+
+def with_get_integration(graph: ResourceGraph, **changes: Any) -> ResourceGraph:
+    """``graph`` with GET /events' integration in the API's OpenAPI body changed."""
+    changed = copy.deepcopy(graph)
+    api = changed.one(REST_API)
+    document = json.loads(api.inputs["body"])
+    integration = document["paths"]["/events"]["get"]["x-amazon-apigateway-integration"]
+    integration.update(changes)
+    api.inputs["body"] = json.dumps(document)
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"type": "aws_proxy"},
+            "GET /events has an integration of type AWS_PROXY: the check renders the request "
+            "templates of non-proxy Lambda",
+        ),
+        ({"requestTemplates": {}}, "GET /events has no application/json request template"),
+        ({"responses": {"5\\d\\d": {"statusCode": "500"}}}, "no default integration response"),
+    ],
+)
+def test_a_route_the_check_cannot_model_is_refused(
+    prod_graph: ResourceGraph, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(smoke.CheckError, match=re.escape(message)):
+        smoke.stage_routes(with_get_integration(prod_graph, **changes), "prod")
 
 
 def test_a_route_with_a_path_parameter_gets_no_default_and_is_named_unchecked() -> None:
