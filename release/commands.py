@@ -1,8 +1,11 @@
-"""The release steps: start, advance, promote, roll back, status and watch.
+"""The release steps: start, check, advance, promote, roll back, status and watch.
 
 Every step changes the stack only through its config file and then applies that file with
 the Automation API (unless ``--no-apply``), so the deployed state never drifts from the code.
-Rollback first stops the canary directly through AWS, so it takes effect in seconds.
+Rollback first stops the canary directly through AWS, so it takes effect in seconds. A new
+version takes no traffic until it has passed its pre-traffic check (:mod:`release.smoke`):
+``start`` and ``promote`` leave the canary's share at 0, and ``advance`` and ``watch`` leave 0
+only after the check.
 
 Before acting, a step reads what AWS serves and reports where it differs from the file and the
 last deploy (:mod:`release.state`); ``watch`` does so every period and stops when someone else
