@@ -302,7 +302,8 @@ def _interrupted(
     serves now (read again: an apply the interrupt cut short may have changed it; Pulumi
     cancels its update on the same Ctrl-C)."""
 
-    if command == "status":
+    if command in ("status", "check"):
+        # Neither edits the file or applies anything: there is nothing to say of the stack.
         _say("interrupted")
         return
     stack = config.stack

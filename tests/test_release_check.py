@@ -678,3 +678,13 @@ def test_a_reply_is_answered_through_the_routes_own_integration_responses(progra
     with stubber:
         release.check(AwsClients(None, None, lambda_))
     assert lines[1] == "  GET /events (default) -> 202 (v4) ok"
+
+
+def test_ctrl_c_during_the_check_stops_it_and_says_only_that(world: World) -> None:
+    def interrupted(event: object, context: InvokeContext) -> object:
+        raise KeyboardInterrupt
+
+    world.account.code["4"] = interrupted
+    ran = world.cli("check")
+    assert (ran.code, ran.err) == (130, "interrupted\n")
+    assert_untouched(world)
