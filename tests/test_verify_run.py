@@ -5,13 +5,16 @@ CloudWatch Logs holding the function's log lines. Then the command line's up-fro
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -22,7 +25,7 @@ from ruamel.yaml import YAML
 from release.deploy import ApplyError, StackBusyError
 from verify import checks
 from verify.__main__ import main, run_and_report
-from verify.http import HttpResponse
+from verify.http import HttpResponse, HttpsTransport
 from verify.run import Verification, VerifyClients
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -764,3 +767,62 @@ def test_a_lock_that_outlasts_the_retries_is_said(
         f"cleanup: FAILED: pulumi destroy of stack {STACK}: stack {STACK} is locked by another "
         "update: injected; its resources may still exist"
     ) in capsys.readouterr().out
+
+
+# --- the HTTPS transport ---------------------------------------------------------------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, str, list[str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        _Recorder.seen.append(
+            (self.command, self.path, list(self.headers.keys()), self.rfile.read(length))
+        )
+        body = b'{"servedBy": {"stage": "s", "alias": "a", "version": "1"}}'
+        self.send_response(200)
+        self.send_header("X-Amzn-RequestId", "abc")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Not a line on the test's stderr per request.
+        pass
+
+
+def test_the_transport_sends_header_names_in_the_case_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # TLS aside (the stage's certificate is AWS'), what goes on the wire is http.client's.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(
+        http.client,
+        "HTTPSConnection",
+        lambda host, port, timeout: http.client.HTTPConnection(host, port, timeout=timeout),
+    )
+    try:
+        response = HttpsTransport().request(
+            "POST",
+            f"https://127.0.0.1:{port}/stage/events?limit=1",
+            [("iDEMPOTENCY-kEY", "k1"), ("Content-Type", "application/json; charset=utf-8")],
+            b"{}",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    method, path, names, body = _Recorder.seen[-1]
+    assert (method, path, body) == ("POST", "/stage/events?limit=1", b"{}")
+    assert "iDEMPOTENCY-kEY" in names
+    assert response.status == 200
+    assert response.headers["x-amzn-requestid"] == "abc"
+    assert checks.parse_served_by(response.body) == checks.ServedBy("s", "a", "1")
+
+
+def test_the_transport_takes_only_https_urls() -> None:
+    with pytest.raises(ValueError, match="the stage URL must be https://host/"):
+        HttpsTransport().request("GET", "http://example.com/events", [], None)
