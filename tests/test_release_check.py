@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,6 +32,7 @@ from release import smoke
 from release.aws import Invoked
 from release.commands import DEFAULT_STEPS, AwsClients, Release, ReleaseError
 from release.config_file import StackConfigFile
+from release.lock import StackLockedError
 from tests.conftest import ROOT, run_stack
 from tests.events_table import create_events_table
 from tests.release_fakes import OUTPUTS, FakeDeployer
@@ -687,4 +688,22 @@ def test_ctrl_c_during_the_check_stops_it_and_says_only_that(world: World) -> No
     world.account.code["4"] = interrupted
     ran = world.cli("check")
     assert (ran.code, ran.err) == (130, "interrupted\n")
+    assert_untouched(world)
+
+
+def test_watch_from_0_checks_and_changes_nothing_while_another_step_holds_the_stack(
+    world: World,
+) -> None:
+    def locked() -> AbstractContextManager[object]:
+        raise StackLockedError("stack prod is locked by ada (release advance) since 12:00", None)
+
+    release = world.release(lambda _: None)
+    release.exclusive = locked
+    with pytest.raises(ReleaseError) as refused:
+        release.watch(world.clients, 2, now=world.account.clock, sleep=world.account.sleep)
+    assert str(refused.value) == (
+        "stack prod is locked by ada (release advance) since 12:00; the canary takes no traffic "
+        "and nothing was changed"
+    )
+    assert world.account.invocations == []
     assert_untouched(world)
