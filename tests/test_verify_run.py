@@ -27,6 +27,7 @@ from verify import checks
 from verify.__main__ import main, run_and_report
 from verify.http import HttpResponse, HttpsTransport
 from verify.run import Verification, VerifyClients
+from verify.stack import PulumiThrowawayStack
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "event-logger"
@@ -826,3 +827,35 @@ def test_the_transport_sends_header_names_in_the_case_given(
 def test_the_transport_takes_only_https_urls() -> None:
     with pytest.raises(ValueError, match="the stage URL must be https://host/"):
         HttpsTransport().request("GET", "http://example.com/events", [], None)
+
+
+def test_a_local_state_without_a_passphrase_is_refused_before_anything_is_deployed(
+    program: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/pulumi")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{program / 'state'}")
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--stack", "dev", "--program", str(program)]) == 1
+    message = capsys.readouterr().err
+    assert "set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE" in message
+    assert _created(program) == []
+
+
+def test_a_stack_file_left_by_an_earlier_run_is_neither_used_nor_deleted(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    left = run.program_dir / f"Pulumi.{STACK}.yaml"
+    left.write_text("config: {}\n")
+    assert run_and_report(run.verification, None) == 1
+    assert f"ABORTED: {left} exists already" in capsys.readouterr().out
+    assert left.read_text() == "config: {}\n"
+    assert run.stack.events == []
+
+
+def test_the_pulumi_stack_needs_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(ApplyError, match="verify needs the Pulumi CLI"):
+        PulumiThrowawayStack(tmp_path, STACK, {}).create()
