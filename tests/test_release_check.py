@@ -707,3 +707,10 @@ def test_watch_from_0_checks_and_changes_nothing_while_another_step_holds_the_st
     )
     assert world.account.invocations == []
     assert_untouched(world)
+
+
+def test_advance_from_0_without_apply_still_checks_then_only_edits_the_file(world: World) -> None:
+    ran = world.cli("advance", "--no-apply")
+    assert ran.code == 0, ran.err
+    assert len(world.account.invocations) == 2
+    assert (world.file(), world.deployer.ups, world.account.stage_percent) == (FIRST_STEP, 0, 0)
