@@ -210,7 +210,11 @@ def test_alarm_metric_math_needs_an_evaluated_state_and_values() -> None:
 
 def test_settle_lag_must_be_within_what_the_release_tool_waits() -> None:
     assert checks.metrics_settle_lag(95, 120, 15).passed
+    assert checks.metrics_settle_lag(-20, 120, 15).passed
     assert not checks.metrics_settle_lag(150, 120, 15).passed
+    assert "matched the requests served +150 s from the end" in (
+        checks.metrics_settle_lag(150, 120, 15).evidence
+    )
     never = checks.metrics_settle_lag(None, 120, 15)
     assert not never.passed
     assert "never matched" in never.evidence

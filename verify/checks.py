@@ -330,8 +330,10 @@ def alarm_metric_math(
 
 
 def metrics_settle_lag(lag_seconds: float | None, limit_seconds: float, poll: float) -> CheckResult:
-    """Lambda's metrics of the requests sent are complete in CloudWatch within the lag the
-    release tool leaves them (``SETTLE``)."""
+    """Lambda's per-minute metrics of the requests sent are complete in CloudWatch by the time
+    the release tool judges their minute: ``limit_seconds`` (``SETTLE``) after the minute ends.
+    ``lag_seconds``: from the end of the last request's minute to the first look that found
+    every request counted (negative: before it ended)."""
     if lag_seconds is None:
         return _result(
             "metrics-settle-lag",
@@ -341,6 +343,7 @@ def metrics_settle_lag(lag_seconds: float | None, limit_seconds: float, poll: fl
     return _result(
         "metrics-settle-lag",
         lag_seconds <= limit_seconds,
-        f"Invocations matched the requests served {lag_seconds:.0f} s after the last one "
-        f"(polled every {poll:g} s; the release tool waits {limit_seconds:g} s)",
+        f"Invocations matched the requests served {lag_seconds:+.0f} s from the end of the last "
+        f"request's minute (polled every {poll:g} s; the release tool judges a minute "
+        f"{limit_seconds:g} s after its end)",
     )

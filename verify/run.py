@@ -115,6 +115,7 @@ class Verification:
     _outputs: dict[str, Any] = field(default_factory=dict, init=False)
     _samples: list[tuple[str, Sample]] = field(default_factory=list, init=False)
     _first_sent: datetime | None = field(default=None, init=False)
+    _last_sent: datetime | None = field(default=None, init=False)
 
     @property
     def stack_file(self) -> Path:
@@ -274,6 +275,7 @@ class Verification:
             reply = json.loads(response.body)
         except (UnicodeDecodeError, ValueError):
             reply = None
+        self._last_sent = self.now()
         sample = Sample(
             status=response.status,
             served_by=checks.parse_served_by(response.body),
@@ -426,7 +428,9 @@ class Verification:
         canary_phase = {s.request_id for phase, s in self._samples if phase in CANARY_PHASES}
         assert self._first_sent is not None  # noqa: S101 - requests were sent before
         since_ms = int(self._first_sent.timestamp() * 1000) - 60_000
-        last_sent = max(sample.at for _, sample in self._samples)
+        assert self._last_sent is not None  # noqa: S101 - requests were sent before
+        # The release tool judges a minute SETTLE after the minute ends.
+        last_minute_ends = datetime.fromtimestamp(self._last_sent.timestamp() // 60 * 60 + 60, UTC)
         evidence = _Evidence()
 
         def read_counts() -> None:
@@ -447,7 +451,7 @@ class Verification:
                     self._poll(source, read, evidence)
             complete = all(evidence.invocations.get(w) == served[w] for w in who)
             if complete and evidence.lag_seconds is None:
-                evidence.lag_seconds = self.clock() - last_sent
+                evidence.lag_seconds = (self.now() - last_minute_ends).total_seconds()
             waiting = {
                 "metrics": not complete
                 or any(evidence.emf_requests.get(w) != served[w] for w in who),
