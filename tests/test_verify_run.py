@@ -862,3 +862,14 @@ def test_the_pulumi_stack_needs_the_cli(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(shutil, "which", lambda _: None)
     with pytest.raises(ApplyError, match="verify needs the Pulumi CLI"):
         PulumiThrowawayStack(tmp_path, STACK, {}).create()
+
+
+def test_a_report_file_in_a_missing_folder_is_refused_up_front(
+    program: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = program / "no-such-folder" / "report.json"
+    with pytest.raises(SystemExit) as exited:
+        main(["--stack", "dev", "--program", str(program), "--report", str(report)])
+    assert exited.value.code == 2
+    assert "its folder does not exist" in capsys.readouterr().err
+    assert _created(program) == []

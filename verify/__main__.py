@@ -140,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     program = args.program.resolve()
+    if args.report is not None and not args.report.resolve().parent.is_dir():
+        # Found out after a quarter of an hour of deploying, it would lose the report.
+        parser.error(f"--report {args.report}: its folder does not exist")
     source = program / f"Pulumi.{args.stack}.yaml"
     try:
         project = project_name(program)
