@@ -12,11 +12,18 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+import stack_config
 from verify import checks
 from verify.checks import Sample, ServedBy
 from verify.report import Report
 from verify.run import COMPONENT, MATH_ALARM_ROLE
-from verify.stack import StackSetupError, next_event_shards, throwaway_config, throwaway_name
+from verify.stack import (
+    EVENT_SHARDS_RANGE,
+    StackSetupError,
+    next_event_shards,
+    throwaway_config,
+    throwaway_name,
+)
 from versioned_lambda_api import names
 from versioned_lambda_api.metrics import (
     AlarmThresholds,
@@ -341,6 +348,7 @@ def test_a_stack_file_that_cannot_be_copied_is_refused(source: str, message: str
 
 
 def test_the_second_deploy_changes_event_shards_within_their_range() -> None:
+    assert EVENT_SHARDS_RANGE == stack_config.EVENT_SHARDS_RANGE
     assert next_event_shards(None, 8) == "9"
     assert next_event_shards("3", 8) == "4"
     assert next_event_shards("32", 8) == "31"

@@ -27,7 +27,8 @@ CANARY_PERCENT = 50.0
 """The canary's share while verify measures it: the most requests on either side, so the
 binomial test needs the fewest requests."""
 EVENT_SHARDS_RANGE = (1, 32)
-"""``eventShards``' allowed values (stack_config.EVENT_SHARDS_RANGE)."""
+"""``eventShards``' allowed values: stack_config.EVENT_SHARDS_RANGE (a test holds them
+together), not imported, since the program's config reader loads the Pulumi SDK."""
 
 
 class StackSetupError(Exception):
