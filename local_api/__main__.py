@@ -264,6 +264,11 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
         cleanup.callback(environment.stop)
         environments[(alias, version)] = environment
 
+    for (alias, version), environment in environments.items():
+        problem = environment.init_problem()
+        if problem is not None:
+            # Lambda would answer every request with this init error; so will the local API.
+            _say(f"Warning: {alias} v{version} ({code_of[version]}) failed to start: {problem}")
     api_key = new_api_key() if stack.api_key_required else ""
     server.serve(stack, api_key, environments, _say)
     _say("")

@@ -192,6 +192,24 @@ class LambdaEnvironment:
         )
         self._log_thread.start()
 
+    def init_problem(self, timeout_s: float = INIT_TIMEOUT_S) -> str | None:
+        """Wait for the runtime process to finish its init phase (it asks for an event); None
+        when it did, else why not: the init error it reported, its exit, or the time it took."""
+        process, api = self._process, self._api
+        if process is None or api is None:
+            return "the runtime process was not started"
+        deadline = time.monotonic() + timeout_s
+        while not api.asked.wait(_POLL_S):
+            if api.init_errors:
+                error_type, body = api.init_errors[0]
+                return f"{error_type}: {body.decode(errors='replace')[:500]}"
+            if process.poll() is not None:
+                how = _exit_reason(process)
+                return f"the runtime process exited ({how}); see {self.output_path}"
+            if time.monotonic() > deadline:
+                return f"its init phase took longer than {timeout_s:g} s"
+        return None
+
     def kill(self) -> None:
         """Kill the runtime process (the next invocation starts a new one)."""
         process = self._process

@@ -117,6 +117,8 @@ class RuntimeApi:
         self._stopping = threading.Event()
         self.init_errors: list[tuple[str | None, bytes]] = []
         self.next_polls = 0
+        self.asked = threading.Event()
+        """Set once the runtime asks for an event: its init phase is over."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -163,6 +165,7 @@ class RuntimeApi:
     # Called by the request handler.
 
     def _next(self) -> Invocation | None:
+        self.asked.set()
         while not self._stopping.is_set():
             try:
                 invocation = self._pending.get(timeout=_POLL_SECONDS)

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from local_api.environment import FunctionConfig, LambdaEnvironment
 from tests.conftest import ROOT
 
 CANARY_PERCENT = 30
@@ -289,6 +290,25 @@ def test_the_canary_gets_its_share_and_every_reply_names_what_the_log_names(
             served_by(response)["alias"],
             "v" + served_by(response)["version"],
         )
+
+
+def test_a_version_whose_code_cannot_start_is_reported(tmp_path: Path) -> None:
+    broken, working = tmp_path / "broken", tmp_path / "working"
+    for root, code in ((broken, "import no_such_module\n"), (working, "def handler(e, c): ...\n")):
+        root.mkdir()
+        (root / "handler.py").write_text(code)
+    problems = {}
+    for root in (broken, working):
+        environment = LambdaEnvironment(FunctionConfig(task_root=root), tmp_path, root.name)
+        environment.start()
+        try:
+            problems[root.name] = environment.init_problem()
+        finally:
+            environment.stop()
+    assert problems["working"] is None
+    assert problems["broken"] is not None
+    assert problems["broken"].startswith("Runtime.ImportModuleError: ")
+    assert "No module named 'no_such_module'" in problems["broken"]
 
 
 def test_it_started_in_time(local: LocalApi) -> None:
