@@ -214,7 +214,7 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
         raise CommandLineError(f"{program} is not in a git repository, which --live-ref reads")
     live_commit = resolve_ref(options.live_ref, repository)
     server = _bind(options.port)
-    cleanup.callback(server.stop)
+    cleanup.callback(server.server_close)
     _say(f"Running the program for stack {options.stack} under mocks...")
     stack = _run_program(program, options)
     work = Path(tempfile.mkdtemp(prefix="local-api-"))
@@ -230,40 +230,20 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
 
     moto = MotoServer(work / "moto.log")
     cleanup.callback(moto.stop)
-    client = moto.client(function.region)
-    create_tables(client, stack.tables)
-    if options.data is not None:
-        for table in stack.tables:
-            loaded = load_items(client, table, options.data)
-            _say(f"Loaded {loaded} item(s) of table {table.name} from {options.data}")
-        data = options.data
+    _start_tables(moto, stack, options.data, cleanup)
 
-        def keep_items() -> None:
-            for table in stack.tables:
-                kept = dump_items(client, table, data)
-                _say(f"Kept {kept} item(s) of table {table.name} in {data}")
-
-        cleanup.callback(keep_items)
-
-    environments: dict[tuple[str, str], LambdaEnvironment] = {}
-    for alias, version in served:
-        label = f"{alias}-v{version}"
-        config = FunctionConfig(
-            task_root=roots[version],
-            handler=function.handler,
-            name=function.name,
+    environments = {
+        (alias, version): _start_environment(
+            stack,
+            alias=alias,
             version=version,
-            qualifier=alias,
-            memory_mb=function.memory_mb,
-            timeout_s=function.timeout_s,
-            region=function.region,
-            environment={**function.environment, "AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint_url},
+            task_root=roots[version],
+            dynamodb_url=moto.endpoint_url,
+            work=work,
+            cleanup=cleanup,
         )
-        environment = LambdaEnvironment(config, work, label, _writer(work / f"{label}.out"))
-        environment.start()  # warm before the first request, as a provisioned environment
-        cleanup.callback(environment.stop)
-        environments[(alias, version)] = environment
-
+        for alias, version in served
+    }
     for (alias, version), environment in environments.items():
         problem = environment.init_problem()
         if problem is not None:
@@ -271,6 +251,8 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
             _say(f"Warning: {alias} v{version} ({code_of[version]}) failed to start: {problem}")
     api_key = new_api_key() if stack.api_key_required else ""
     server.serve(stack, api_key, environments, _say)
+    # Registered last so that it runs first: no request reaches what is being stopped.
+    cleanup.callback(server.stop)
     _say("")
     for line in banner(stack, server.port, api_key, served, code_of):
         _say(line)
@@ -278,6 +260,58 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
     _say(f"Ready in {time.monotonic() - started:.1f} s. Ctrl-C stops it.")
     while True:
         signal.pause()
+
+
+def _start_tables(
+    moto: MotoServer, stack: LocalStack, data: Path | None, cleanup: ExitStack
+) -> None:
+    """Create the stack's tables, with the items kept in ``data`` put back, and keep them
+    there again at stop."""
+    client = moto.client(stack.function.region)
+    create_tables(client, stack.tables)
+    if data is None:
+        return
+    for table in stack.tables:
+        loaded = load_items(client, table, data)
+        _say(f"Loaded {loaded} item(s) of table {table.name} from {data}")
+
+    def keep_items() -> None:
+        for table in stack.tables:
+            kept = dump_items(client, table, data)
+            _say(f"Kept {kept} item(s) of table {table.name} in {data}")
+
+    cleanup.callback(keep_items)
+
+
+def _start_environment(
+    stack: LocalStack,
+    *,
+    alias: str,
+    version: str,
+    task_root: Path,
+    dynamodb_url: str,
+    work: Path,
+    cleanup: ExitStack,
+) -> LambdaEnvironment:
+    """Start the runtime process of ``alias`` at ``version`` (its init phase runs now, so that
+    no request waits for it)."""
+    function = stack.function
+    label = f"{alias}-v{version}"
+    config = FunctionConfig(
+        task_root=task_root,
+        handler=function.handler,
+        name=function.name,
+        version=version,
+        qualifier=alias,
+        memory_mb=function.memory_mb,
+        timeout_s=function.timeout_s,
+        region=function.region,
+        environment={**function.environment, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url},
+    )
+    environment = LambdaEnvironment(config, work, label, _writer(work / f"{label}.out"))
+    environment.start()
+    cleanup.callback(environment.stop)
+    return environment
 
 
 def banner(

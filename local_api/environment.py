@@ -120,6 +120,7 @@ class LambdaEnvironment:
         self._log_lock = threading.Lock()
         self._logs: list[LogRecord] = []
         self._log_thread: threading.Thread | None = None
+        self._stopped = False
         self.starts = 0
         self.output_path = work_dir / f"{label}.out"
 
@@ -226,7 +227,10 @@ class LambdaEnvironment:
             self.start()
 
     def stop(self) -> None:
-        self.kill()
+        """Stop for good, after the invocation under way; later invocations are refused."""
+        with self._invoke_lock:
+            self._stopped = True
+            self.kill()
         if self._api is not None:
             self._api.stop()
 
@@ -236,6 +240,8 @@ class LambdaEnvironment:
         """Invoke the function with ``event`` (the payload bytes) and wait for the outcome,
         at most the init time, the function's timeout and a grace period."""
         with self._invoke_lock:
+            if self._stopped:
+                raise LocalRuntimeError(f"{self.label} is stopped")
             self.start()
             process, api = self._process, self._api
             if process is None or api is None:

@@ -7,6 +7,7 @@ log of the request.
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from local_api import routing
-from local_api.environment import LambdaEnvironment
+from local_api.environment import LambdaEnvironment, LocalRuntimeError
 from local_api.integration import Api
 from local_api.stack import LocalStack
 from versioned_lambda_api.analysis.gateway import GatewayRequest
@@ -59,7 +60,13 @@ class LocalApiServer(ThreadingHTTPServer):
         )
         self._thread.start()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, not a traceback, for a request that broke off (a client that hung up)."""
+        error = sys.exc_info()[1]
+        self.log(f"error: a request from {client_address[0]} failed: {error!r}")
+
     def stop(self) -> None:
+        """Stop taking requests (those under way finish) and close the socket."""
         if self._thread is not None:
             self.shutdown()
             self._thread.join(timeout=5)
@@ -164,7 +171,12 @@ class _Handler(BaseHTTPRequestHandler):
             stage_variables=decision.share.stage_variables,
         )
         environment = self.server.environments[(decision.alias, decision.version)]
-        response = Api(environment).send(request, decision.template, decision.route.responses)
+        try:
+            response = Api(environment).send(request, decision.template, decision.route.responses)
+        except LocalRuntimeError:
+            # Only a request that arrives as the local API stops finds its environment gone.
+            answer = routing.INTERNAL_SERVER_ERROR
+            return answer.status, answer.body()
         return response.status, response.body
 
     def _answer(

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from local_api.environment import FunctionConfig, LambdaEnvironment
+from local_api.environment import FunctionConfig, LambdaEnvironment, LocalRuntimeError
 from tests.conftest import ROOT
 
 CANARY_PERCENT = 30
@@ -306,6 +306,10 @@ def test_a_version_whose_code_cannot_start_is_reported(tmp_path: Path) -> None:
         finally:
             environment.stop()
     assert problems["working"] is None
+    # A stopped environment starts no new process for a request that arrives late.
+    with pytest.raises(LocalRuntimeError, match="working is stopped"):
+        environment.invoke(b"{}")
+    assert environment.pid is None
     assert problems["broken"] is not None
     assert problems["broken"].startswith("Runtime.ImportModuleError: ")
     assert "No module named 'no_such_module'" in problems["broken"]
