@@ -34,7 +34,7 @@ def load_items(client: Any, table: Table, folder: Path) -> int:
     path = data_file(folder, table)
     if not path.exists():
         return 0
-    items = [_from_json(json.loads(line)) for line in path.read_text().splitlines() if line]
+    items = [item_from_json(json.loads(line)) for line in path.read_text().splitlines() if line]
     for start in range(0, len(items), _BATCH):
         requests = [{"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]]
         unprocessed = {table.name: requests}
@@ -52,7 +52,7 @@ def dump_items(client: Any, table: Table, folder: Path) -> int:
     count = 0
     with partial.open("w") as output:
         for item in _scan(client, table.name):
-            output.write(json.dumps(_to_json(item), ensure_ascii=False) + "\n")
+            output.write(json.dumps(item_to_json(item), ensure_ascii=False) + "\n")
             count += 1
     os.replace(partial, path)
     return count
@@ -63,25 +63,25 @@ def _scan(client: Any, name: str) -> Iterator[dict[str, Any]]:
         yield from page["Items"]
 
 
-def _to_json(value: Any) -> Any:
+def item_to_json(value: Any) -> Any:
     """An item as boto3 gives it, with its binary values (bytes) in base64."""
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
-        return {key: _to_json(item) for key, item in value.items()}
+        return {key: item_to_json(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_to_json(item) for item in value]
+        return [item_to_json(item) for item in value]
     return value
 
 
-def _from_json(value: Any, kind: str = "") -> Any:
-    """:func:`_to_json` undone: the values of ``B`` and ``BS`` back to bytes."""
+def item_from_json(value: Any, kind: str = "") -> Any:
+    """:func:`item_to_json` undone: the values of ``B`` and ``BS`` back to bytes."""
     if kind == "B" and isinstance(value, str):
         return base64.b64decode(value)
     if kind == "BS" and isinstance(value, list):
         return [base64.b64decode(item) for item in value]
     if isinstance(value, dict):
-        return {key: _from_json(item, key) for key, item in value.items()}
+        return {key: item_from_json(item, key) for key, item in value.items()}
     if isinstance(value, list):
-        return [_from_json(item) for item in value]
+        return [item_from_json(item) for item in value]
     return value

@@ -5,13 +5,14 @@ line, and the command line's options and refusals (which start nothing)."""
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 from pathlib import Path
 
 import pytest
 
 from local_api import __main__ as cli
-from local_api import routing
+from local_api import routing, tables
 from local_api.routing import Invoke, decide, log_line, served_versions
 from local_api.stack import Alias, LocalStack, Route, Share, Stage, local_stack, source_folder
 from tests.conftest import ROOT
@@ -347,3 +348,20 @@ def test_no_runtime_venv_says_how_to_build_it(
     status, err = run_main(["--stack", "dev"], capsys, monkeypatch)
     assert status == 1
     assert "run `make runtime-venv` (or `make test`, which builds it)" in err
+
+
+# --- The items kept with --data ----------------------------------------------------------------
+
+
+def test_kept_items_come_back_with_their_binary_values() -> None:
+    item = {
+        "pk": {"S": "p"},
+        "blob": {"B": b"\x00\xff"},
+        "blobs": {"BS": [b"a", b"\x80"]},
+        # An attribute named like a type descriptor is still an attribute.
+        "B": {"S": "not base64!"},
+        "nested": {"M": {"inner": {"B": b"\x01"}, "list": {"L": [{"B": b"\x02"}, {"N": "1"}]}}},
+    }
+    kept = json.loads(json.dumps(tables.item_to_json(item)))
+    assert kept["blob"] == {"B": "AP8="}
+    assert tables.item_from_json(kept) == item
