@@ -1,5 +1,5 @@
 """The canary judge: PROMOTE, CONTINUE or ROLLBACK, as early as the evidence allows, with its
-promises kept for a whole release (every step of 10 → 25 → 50%), not for one step.
+promises kept for a whole release (every step of 5 → 25 → 50%), not for one step.
 
 Every metric period (a CloudWatch minute, or 10 seconds from the function's own metrics) gives,
 for the live and the canary version, the requests, the errors and the requests slower than a
@@ -109,6 +109,10 @@ OUTAGE_PRIOR_REQUESTS: Final = 1000.0
 few minutes of real traffic."""
 OUTAGE_MIN_EVENTS: Final = 5
 """A period with fewer pooled events is never an outage: too few to tell one from chance."""
+OUTAGE_WINDOW_SECONDS: Final = 60
+"""Live's rate is also tested over the last minute of periods: a 10-second period of an outage
+can hold too few events to be significant alone, and one let through would count a shared
+failure as evidence (and as live's overdispersion)."""
 
 CAP_EVENTS: Final = 40
 """A period with up to this many events (both versions) does at most half of a rollback's work;
@@ -271,19 +275,60 @@ class _Test:
     residuals: float = DISPERSION_PRIOR
     residual_periods: float = DISPERSION_PRIOR
     outages: int = 0
+    # The periods of the last OUTAGE_WINDOW_SECONDS, oldest first. What they teach the outage
+    # guard and the dispersion is learnt when they leave the window, unless an outage was found
+    # while they were in it.
+    recent: list[dict[str, float]] = field(default_factory=list)
 
     def dispersion(self, floor: float) -> float:
         return max(floor, self.residuals / self.residual_periods)
 
-    def add(self, counts: tuple[int, int, int, int], design: _Design, metric: Metric) -> None:
-        """One period of this metric: its counts, and its evidence unless it is an outage."""
+    def add(
+        self, counts: tuple[int, int, int, int], seconds: int, design: _Design, metric: Metric
+    ) -> None:
+        """One period of this metric, ``seconds`` long: its counts, and its evidence unless it
+        is an outage or follows one within the window (the last ``OUTAGE_WINDOW_SECONDS``,
+        this period included)."""
         n_c, c, n_l, l_ = counts
         m = c + l_
-        if n_c and n_l and self._outage(n_l, l_, design.outage_factor):
+        period: dict[str, float] = {
+            "seconds": seconds,
+            "live_requests": n_l,
+            "live_events": l_,
+            "requests": n_c + n_l,
+            "events": m,
+            "residual": self._residual(n_l, l_),
+            "outage": 0.0,
+            "tainted": 0.0,
+        }
+        self._enter(period)
+        after_outage = any(entry["outage"] for entry in self.recent)
+        window_requests = int(sum(entry["live_requests"] for entry in self.recent))
+        window_events = int(sum(entry["live_events"] for entry in self.recent))
+        factor = design.outage_factor
+        if (
+            n_c
+            and n_l
+            and (
+                self._outage(n_l, l_, factor)
+                # The minute shows it; this period's own rate must be up too, or the quiet
+                # periods after an outage would extend it.
+                or (
+                    self._outage(window_requests, window_events, factor)
+                    and l_ > factor * self._expected(n_l)
+                )
+            )
+        ):
+            period["outage"] = 1.0
+            # The periods just before it may have held its first, still insignificant, events.
+            for entry in self.recent:
+                entry["tainted"] = 1.0
+        if period["outage"] or after_outage:
+            # Left out on live's counts in this period and the minute before, which the test
+            # of this period's canary share does not depend on.
+            period["tainted"] = 1.0
             self.outages += 1
             return
-        if n_l:
-            self._residual(n_l, l_)
         if n_c and n_l and m:
             total = n_c + n_l
             # A period of few events (a burst) never does more than half of a rollback's
@@ -294,12 +339,26 @@ class _Test:
                 self.thetas[index] += min(step, cap)
             ratio = design.ratio[metric]
             self.promote += c * design.log_ratio[metric] + m * math.log(total / (ratio * n_c + n_l))
-            self.pooled_requests += total
-            self.pooled_events += m
         self.canary_requests += n_c
         self.canary_events += c
         self.live_requests += n_l
         self.live_events += l_
+
+    def _enter(self, period: dict[str, float]) -> None:
+        """Put ``period`` in the window; learn from the periods it pushes out: the release's
+        pooled rate (periods with both versions and an event) and live's dispersion, unless
+        they were in an outage's window."""
+        self.recent.append(period)
+        while sum(entry["seconds"] for entry in self.recent) > OUTAGE_WINDOW_SECONDS:
+            old = self.recent.pop(0)
+            if old["tainted"]:
+                continue
+            if old["residual"] >= 0.0:
+                self.residuals += old["residual"]
+                self.residual_periods += 1.0
+            if old["events"] and old["requests"] > old["live_requests"] > 0:
+                self.pooled_requests += old["requests"]
+                self.pooled_events += old["events"]
 
     def _expected(self, requests: int) -> float:
         """Events expected in ``requests`` at the release's pooled rate so far."""
@@ -315,20 +374,19 @@ class _Test:
         expected = factor * self._expected(n_l)
         return l_ - 0.5 > expected + 3.7 * math.sqrt(expected)
 
-    def _residual(self, n_l: int, l_: int) -> None:
-        """Pearson's residual of live's count against live's rate before this period. Live's
-        counts show how clustered the events are (both versions run on the same kind of
-        execution environments) and, unlike the canary's, they do not move with the canary's
-        regression, so a real regression never passes for noise. Nothing is learnt before
-        live's first event."""
-        if not self.live_events:
-            return
+    def _residual(self, n_l: int, l_: int) -> float:
+        """The squared Pearson residual of live's count against live's rate before this
+        period; -1 when there is none (no live requests, or no live event yet). Live's counts
+        show how clustered the events are (both versions run on the same kind of execution
+        environments) and, unlike the canary's, they do not move with the canary's regression,
+        so a real regression never passes for noise."""
+        if not n_l or not self.live_events:
+            return -1.0
         expected = n_l * self.live_events / self.live_requests
         # The rate is itself estimated from the periods before: without the second term a
         # steady Poisson stream would average 1 + n_l/live_requests, not 1.
         variance = expected * (1.0 + n_l / self.live_requests)
-        self.residuals += (l_ - expected) ** 2 / variance
-        self.residual_periods += 1.0
+        return (l_ - expected) ** 2 / variance
 
     def mixture(self, dispersion: float) -> float:
         """The log of the mixture likelihood ratio, each LLR divided by the dispersion."""
@@ -414,9 +472,9 @@ class JudgeState:
         self._step_periods += 1
         self._step_seconds += seconds
         self._step_canary_requests += period.canary_requests
-        self._tests["errors"].add(period.counts("errors"), self._design, "errors")
+        self._tests["errors"].add(period.counts("errors"), seconds, self._design, "errors")
         if warm:
-            self._tests["slow"].add(period.counts("slow"), self._design, "slow")
+            self._tests["slow"].add(period.counts("slow"), seconds, self._design, "slow")
 
     # --- the decision ----------------------------------------------------------------------
 

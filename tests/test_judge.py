@@ -176,6 +176,26 @@ def test_an_outage_needs_lives_rate_far_and_significantly_above_the_releases() -
     assert state.verdict.evidence["outages_errors"] == 1
 
 
+def test_an_outage_in_10_second_periods_is_left_out_from_its_first_quiet_period() -> None:
+    # 5 req/s in 10-second periods: live serves 47 requests and errs about once a minute. The
+    # outage (+20% errors on both) starts with a period too quiet to be significant alone
+    # (9 errors): judged, but once the next period shows the outage it teaches neither the
+    # guard's rate nor the dispersion (it alone would make phi ~10). The rest are left out,
+    # with the minute after the outage.
+    config = replace(CONFIG, min_canary_requests=10**9, period_seconds=10, max_periods=10**6)
+    state = JudgeState(config)
+    normal = [Period(47, 1 if index % 6 == 0 else 0, 0, 3, 0, 0) for index in range(48)]
+    outage = [Period(47, errors, 0, 3, 1, 0) for errors in (9, 16, 8, 11, 14, 9, 14, 15, 10)]
+    for period in normal + outage:
+        state.add(period)
+    assert state.verdict.evidence["outages_errors"] == len(outage) - 1
+    for period in normal:
+        state.add(period)
+    evidence = state.verdict.evidence
+    assert evidence["outages_errors"] == len(outage) - 1 + 5
+    assert evidence["dispersion_errors"] < 1.5
+
+
 def test_a_shared_slowdown_is_left_out_of_the_slow_test() -> None:
     config = replace(CONFIG, min_canary_requests=10**9)
     slowdown = [Period(2700, 14, 1350, 300, 1, 150)] * 3
