@@ -49,7 +49,7 @@ from local_api.moto_server import MotoServer
 from local_api.routing import served_versions
 from local_api.server import LocalApiServer
 from local_api.stack import LocalStack, UnservableStackError, local_stack
-from local_api.tables import create_tables, dump_items, load_items
+from local_api.tables import KeptItemsError, create_tables, dump_items, load_items
 from versioned_lambda_api.analysis.plan import run_with_assumed_versions
 from versioned_lambda_api.testing import ProgramError
 
@@ -277,7 +277,11 @@ def _start_tables(
 
     def keep_items() -> None:
         for table in stack.tables:
-            kept = dump_items(client, table, data)
+            try:
+                kept = dump_items(client, table, data)
+            except OSError as error:
+                _say(f"error: could not keep table {table.name}'s items in {data}: {error}")
+                continue
             _say(f"Kept {kept} item(s) of table {table.name} in {data}")
 
     cleanup.callback(keep_items)
@@ -351,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (CommandLineError, LiveRefError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        except (LocalRuntimeError, UnservableStackError) as error:
+        except (LocalRuntimeError, UnservableStackError, KeptItemsError) as error:
             print(f"error: cannot serve stack {args.stack}: {error}", file=sys.stderr)
             return 1
         except _Stopped:

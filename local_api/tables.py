@@ -15,9 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from local_api.stack import Table
 
 _BATCH = 25  # BatchWriteItem's most requests per call
+
+
+class KeptItemsError(Exception):
+    """A file of kept items that cannot be read back."""
 
 
 def create_tables(client: Any, tables: tuple[Table, ...]) -> None:
@@ -34,12 +40,29 @@ def load_items(client: Any, table: Table, folder: Path) -> int:
     path = data_file(folder, table)
     if not path.exists():
         return 0
-    items = [item_from_json(json.loads(line)) for line in path.read_text().splitlines() if line]
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line:
+            continue
+        try:
+            items.append(item_from_json(json.loads(line)))
+        except ValueError as error:
+            raise KeptItemsError(
+                f"{path} line {number} is not an item in DynamoDB's JSON ({error}); "
+                "fix it, or move the file away to start with an empty table"
+            ) from error
     for start in range(0, len(items), _BATCH):
         requests = [{"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]]
         unprocessed = {table.name: requests}
-        while unprocessed:
-            unprocessed = client.batch_write_item(RequestItems=unprocessed)["UnprocessedItems"]
+        try:
+            while unprocessed:
+                answer = client.batch_write_item(RequestItems=unprocessed)
+                unprocessed = answer["UnprocessedItems"]
+        except (BotoCoreError, ClientError) as error:
+            raise KeptItemsError(
+                f"{path} holds items table {table.name} refuses ({error}); fix them, or move "
+                "the file away to start with an empty table"
+            ) from error
     return len(items)
 
 

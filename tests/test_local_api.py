@@ -28,7 +28,9 @@ from typing import Any
 import pytest
 
 from local_api.environment import FunctionConfig, LambdaEnvironment, LocalRuntimeError
+from local_api.stack import local_stack
 from tests.conftest import ROOT
+from versioned_lambda_api.analysis.plan import run_with_assumed_versions
 
 CANARY_PERCENT = 30
 SPLIT_REQUESTS = 1000
@@ -313,6 +315,26 @@ def test_a_version_whose_code_cannot_start_is_reported(tmp_path: Path) -> None:
     assert problems["broken"] is not None
     assert problems["broken"].startswith("Runtime.ImportModuleError: ")
     assert "No module named 'no_such_module'" in problems["broken"]
+
+
+@pytest.mark.parametrize("kept", ['{"pk": {"S": "x"}', '{"pk": {"N": "not a number"}}'])
+def test_kept_items_that_cannot_be_read_back_stop_it_and_stay(tmp_path: Path, kept: str) -> None:
+    (table,) = local_stack(run_with_assumed_versions(ROOT, "dev", {}).graph).tables
+    data_file = tmp_path / f"{table.name}.jsonl"
+    data_file.write_text(kept + "\n")
+    command = ["--stack", "dev", "--port", "0", "--data", str(tmp_path)]
+    done = subprocess.run(  # noqa: S603 - this venv's Python running the module under test
+        [sys.executable, "-m", "local_api", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert "move the file away to start with an empty table" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert data_file.read_text() == kept + "\n"
 
 
 def test_it_started_in_time(local: LocalApi) -> None:
