@@ -9,8 +9,8 @@ runtime process (awslambdaric, Python 3.13) per alias and version that gets traf
 server on 127.0.0.1 at ``/<stage>/<path>``. Ctrl-C (SIGINT) or SIGTERM stops all of it.
 
 Exit status: 0 stopped by a signal, 1 it could not start (the program failed, no runtime venv,
-a stack it cannot serve), 2 a wrong command line (an option, an unknown stack, a --live-ref that
-names no commit, a port in use).
+a stack it cannot serve, kept items it cannot read back), 2 a wrong command line (an option, an
+unknown stack, a --live-ref that names no commit, a port in use).
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class CommandLineError(Exception):
 
 
 class _Stopped(BaseException):
-    # A BaseException, like KeyboardInterrupt: no "except Exception" on the way may swallow it.
-    """SIGINT or SIGTERM arrived."""
+    """SIGINT or SIGTERM arrived: a BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` on the way swallows it."""
 
 
 @dataclass(frozen=True)
