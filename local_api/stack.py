@@ -134,13 +134,13 @@ def local_stack(graph: ResourceGraph) -> LocalStack:
         )
     api = apis[0]
     found = [endpoint for endpoint in endpoints(graph) if endpoint.api is api]
-    functions = {str(e.function_arn) for e in found}
-    if len(functions) != 1 or None in {e.function_arn for e in found}:
+    invoked = sorted({str(endpoint.function_arn) for endpoint in found})
+    function_arn = found[0].function_arn if found else None
+    if function_arn is None or len(invoked) != 1:
         raise UnservableStackError(
             "the local API serves REST APIs whose every method invokes one Lambda function; "
-            f"this one's methods invoke {', '.join(sorted(functions))}"
+            f"this one's methods invoke {', '.join(invoked) or 'nothing'}"
         )
-    function_arn = functions.pop()
     routes = tuple(_route(endpoint) for endpoint in found)
     stages = tuple(
         Stage(
@@ -178,7 +178,7 @@ def _route(endpoint: Endpoint) -> Route:
     method = f"{endpoint.http_method} /{endpoint.path}"
     if endpoint.integration_type != "AWS":
         raise UnservableStackError(
-            f"{method} has a {endpoint.integration_type or 'missing'} integration; the local "
+            f"{method}'s integration is {endpoint.integration_type or 'missing'}; the local "
             "API serves AWS (non-proxy Lambda) integrations"
         )
     if endpoint.authorization != "NONE":

@@ -5,19 +5,33 @@ line, and the command line's options and refusals (which start nothing)."""
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from local_api import __main__ as cli
 from local_api import routing, tables
 from local_api.routing import Invoke, decide, log_line, served_versions
-from local_api.stack import Alias, LocalStack, Route, Share, Stage, local_stack, source_folder
+from local_api.stack import (
+    Alias,
+    LocalStack,
+    Route,
+    Share,
+    Stage,
+    UnservableStackError,
+    local_stack,
+    source_folder,
+)
 from tests.conftest import ROOT
 from versioned_lambda_api import api_spec
+from versioned_lambda_api.analysis.graph import ResourceRecord
 from versioned_lambda_api.analysis.plan import run_with_assumed_versions
+from versioned_lambda_api.analysis.routing import REST_API
 
 KEY = "k" * 40
 
@@ -141,6 +155,42 @@ def test_a_weighted_alias_runs_each_of_its_versions() -> None:
     assert served_versions(local) == [("prod", "3"), ("prod", "4")]
     assert routing.pick_version(local.aliases["prod"], 0.89) == "3"
     assert routing.pick_version(local.aliases["prod"], 0.91) == "4"
+
+
+def test_what_it_cannot_serve_as_api_gateway_would_is_refused_by_name() -> None:
+    graph = run_with_assumed_versions(ROOT, "dev", {}).graph
+    api = graph.one(REST_API)
+    body = json.loads(api.inputs["body"])
+
+    def refusal(change: Callable[[dict[str, Any]], None]) -> str:
+        changed = copy.deepcopy(body)
+        change(changed)
+        api.inputs["body"] = json.dumps(changed)
+        with pytest.raises(UnservableStackError) as refused:
+            local_stack(graph)
+        return str(refused.value)
+
+    def proxy(document: dict[str, Any]) -> None:
+        document["paths"]["/events"]["get"]["x-amazon-apigateway-integration"]["type"] = "aws_proxy"
+
+    def iam(document: dict[str, Any]) -> None:
+        document["components"]["securitySchemes"]["api_key"]["x-amazon-apigateway-authtype"] = (
+            "awsSigv4"
+        )
+
+    def path_parameter(document: dict[str, Any]) -> None:
+        document["paths"]["/events/{id}"] = document["paths"].pop("/events")
+
+    assert refusal(proxy) == (
+        "GET /events's integration is AWS_PROXY; the local API serves AWS (non-proxy Lambda) "
+        "integrations"
+    )
+    assert refusal(iam).startswith("GET /events uses AWS_IAM authorization")
+    assert refusal(path_parameter).startswith("GET /events/{id}: the local API serves fixed paths")
+    api.inputs["body"] = json.dumps(body)
+    graph.add(ResourceRecord(REST_API, "second", {}, {}, "second-id"))
+    with pytest.raises(UnservableStackError, match=r"^the stack declares 2 REST APIs"):
+        local_stack(graph)
 
 
 # --- API Gateway's decisions -----------------------------------------------------------------
