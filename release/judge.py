@@ -47,14 +47,18 @@ statistics at the next one.
 
 Robustness
 ----------
-* **Shared outages and slowdowns.** A period whose pooled rate of a metric (both versions) is
-  far above the release's so far (``outage_factor``x, and significantly so) is left out of that
-  metric's statistics: a dependency failing both versions alike says nothing about the canary,
-  and counted as evidence it would make a bad canary look like live. Which periods are left out
-  depends only on the pooled counts ``m`` and the requests, which the test conditions on, so the
-  promises hold. The release's rate starts from a prior (``OUTAGE_PRIOR_RATE`` over
-  ``OUTAGE_PRIOR_REQUESTS``), so an outage in the first minute is caught too, and a service whose
-  normal rate is high teaches the prior within a few periods.
+* **Shared outages and slowdowns.** A period in which live's rate of a metric is far above the
+  release's so far (``outage_factor``x, and significantly so), in the period itself or over the
+  last minute of periods (``OUTAGE_WINDOW_SECONDS``: a 10-second period of an outage may hold too
+  few events to show it alone), is left out of that metric's statistics, and so is the minute
+  after it: a dependency failing both versions alike says nothing about the canary, and counted
+  as evidence it would make a bad canary look like live. Live's counts, not the canary's, pick
+  the periods (a canary failing alone is a regression), so the promises hold nearly exactly.
+  What a period teaches the guard's rate and the dispersion is learnt once it has left that
+  minute's window without an outage in it, so an outage's first, still quiet, period teaches
+  neither. The release's rate starts from a prior (``OUTAGE_PRIOR_RATE`` over
+  ``OUTAGE_PRIOR_REQUESTS``), so an outage in the first minute is caught too, and a service
+  whose normal rate is high teaches the prior within a few periods.
 * **Cold starts.** The canary's slow requests are not judged during the first
   ``warmup_seconds`` of each step: the share just grew, new execution environments start cold,
   and a good canary would look slow. Errors are judged from the first period.

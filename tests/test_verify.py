@@ -381,11 +381,6 @@ def test_assumption_checks_are_read_from_the_sections_bullets() -> None:
         assumption_checks(f"see '{README_SECTION}' below\n- **`canary-share`**: x\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="until the lead merges /tmp/readme-verify.md's section into README.md: remove this "
-    "marker then (strict: the merge makes this test pass, which fails the run until it is)",
-)
 def test_every_assumption_the_readme_lists_has_a_check_and_every_check_is_listed() -> None:
     listed = assumption_checks((ROOT / "README.md").read_text())
     assert sorted(listed) == sorted(checks.CHECKS)
