@@ -12,7 +12,7 @@ STACK ?= dev
 # The state of a stack lives here unless a backend is configured (PULUMI_BACKEND_URL or `pulumi login`).
 LOCAL_BACKEND ?= file://$(CURDIR)/.pulumi
 
-.PHONY: test lint typecheck unit runtime-venv plan bench require-pulumi preview up clean local verify
+.PHONY: test lint typecheck unit runtime-venv plan bench require-pulumi preview up clean local verify local-check
 
 test: lint typecheck unit
 
@@ -76,6 +76,11 @@ plan: $(BIN)/.installed
 local: $(BIN)/.installed $(RUNTIME_VENV)/.installed
 	@$(BIN)/python -m local_api --stack $(STACK) $(if $(PORT),--port $(PORT)) \
 		$(if $(LIVE_REF),--live-ref $(LIVE_REF)) $(if $(DATA),--data $(DATA)) $(ARGS)
+
+# The release tool's pre-traffic check against a running `make local` (same STACK, PORT and the
+# --set overrides in ARGS): `make local-check STACK=dev`.
+local-check: $(BIN)/.installed
+	@$(BIN)/python -m local_api.check --stack $(STACK) $(if $(PORT),--port $(PORT)) $(ARGS)
 
 $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt

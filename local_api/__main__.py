@@ -5,8 +5,10 @@
 (``make local STACK=dev``). Runs the stack's program under the plan's recording mocks, so the
 routes, templates, stage variables, canary share, API key requirement and versions served are
 those a deploy would create; then starts moto's DynamoDB with the stack's tables, one warm Lambda
-runtime process (awslambdaric, Python 3.13) per alias and version that gets traffic, and an HTTP
-server on 127.0.0.1 at ``/<stage>/<path>``. Ctrl-C (SIGINT) or SIGTERM stops all of it.
+runtime process (awslambdaric, Python 3.13) per alias and version that gets traffic (and one
+for each other version an alias points to), and an HTTP server on 127.0.0.1 at
+``/<stage>/<path>`` that also answers Lambda's Invoke of the function, under the name the
+program gives it. Ctrl-C (SIGINT) or SIGTERM stops all of it.
 
 Exit status: 0 stopped by a signal, 1 it could not start (the program failed, no runtime venv,
 a stack it cannot serve, kept items it cannot read back), 2 a wrong command line (an option, an
@@ -45,8 +47,8 @@ from local_api.function_code import (
     revision_root,
     working_tree_root,
 )
+from local_api.lambda_invoke import runtime_processes
 from local_api.moto_server import MotoServer
-from local_api.routing import served_versions
 from local_api.server import LocalApiServer
 from local_api.stack import LocalStack, UnservableStackError, local_stack
 from local_api.tables import KeptItemsError, create_tables, dump_items, load_items
@@ -222,9 +224,9 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
 
     function = stack.function
     roots = {function.newest_version: working_tree_root(function, work / "code-working-tree")}
-    served = served_versions(stack)
+    processes = runtime_processes(stack)
     code_of = {function.newest_version: "the working tree"}
-    for version in sorted({version for _, version in served} - set(roots)):
+    for version in sorted({version for _, version in processes} - set(roots)):
         roots[version] = revision_root(function, live_commit, repository, work / f"code-v{version}")
         code_of[version] = f"{options.live_ref} ({live_commit[:12]})"
 
@@ -242,7 +244,7 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
             work=work,
             cleanup=cleanup,
         )
-        for alias, version in served
+        for alias, version in processes
     }
     for (alias, version), environment in environments.items():
         problem = environment.init_problem()
@@ -254,7 +256,7 @@ def serve(options: Options, program: Path, cleanup: ExitStack) -> None:
     # Registered last so that it runs first: no request reaches what is being stopped.
     cleanup.callback(server.stop)
     _say("")
-    for line in banner(stack, server.port, api_key, served, code_of):
+    for line in banner(stack, server.port, api_key, processes, code_of):
         _say(line)
     _say(f"Function logs: {work}/<alias>-v<version>.out; DynamoDB: moto at {moto.endpoint_url}")
     _say(f"Ready in {time.monotonic() - started:.1f} s. Ctrl-C stops it.")
@@ -336,6 +338,8 @@ def banner(
     lines.append("Runtime processes (alias, version, code):")
     for alias, version in served:
         lines.append(f"  {alias:<14} v{version:<4} {code_of[version]}")
+    # Signed requests are accepted unverified: any credentials do.
+    lines.append(f"Lambda Invoke: http://127.0.0.1:{port} (function {stack.function.name})")
     if api_key:
         lines.append(f"API key (send it as x-api-key): {api_key}")
     else:

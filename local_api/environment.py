@@ -236,9 +236,12 @@ class LambdaEnvironment:
 
     # Invoking
 
-    def invoke(self, event: bytes) -> InvocationResult:
+    def invoke(self, event: bytes, invoked_arn: str | None = None) -> InvocationResult:
         """Invoke the function with ``event`` (the payload bytes) and wait for the outcome,
-        at most the init time, the function's timeout and a grace period."""
+        at most the init time, the function's timeout and a grace period. ``invoked_arn``: the
+        ARN the caller named, which the function sees (Lambda runs a version's invocations
+        in the same environments whichever alias or version number named it); default: the
+        configured alias'."""
         with self._invoke_lock:
             if self._stopped:
                 raise LocalRuntimeError(f"{self.label} is stopped")
@@ -248,7 +251,7 @@ class LambdaEnvironment:
                 raise LocalRuntimeError(f"{self.label}: the runtime process did not start")
             invocation = Invocation(
                 event=event,
-                function_arn=self.config.function_arn,
+                function_arn=invoked_arn or self.config.function_arn,
                 timeout_s=self.config.timeout_s,
             )
             api.submit(invocation)

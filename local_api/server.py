@@ -1,7 +1,8 @@
 """The local API's HTTP server: each request goes through API Gateway's decisions
 (:mod:`local_api.routing`), then the integration (:mod:`local_api.integration`) invokes the
 execution environment of the alias and version drawn, and the answer goes back with the one-line
-log of the request.
+log of the request. Lambda's Invoke path (:mod:`local_api.lambda_invoke`) is answered as the
+Lambda service would, from the same environments.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from local_api import routing
+from local_api import lambda_invoke, routing
 from local_api.environment import LambdaEnvironment, LocalRuntimeError
 from local_api.integration import Api
+from local_api.runtime_api import InvocationResult
 from local_api.stack import LocalStack
 from versioned_lambda_api.analysis.gateway import GatewayRequest
 
@@ -111,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         headers = dict(self.headers.items())
         server = self.server
+        if server.stack is not None and lambda_invoke.is_invoke(self.command, url.path):
+            self._handle_lambda_invoke(server.stack, url.path, url.query, length, started)
+            return
         decision: routing.Invoke | routing.GatewayAnswer
         if server.stack is None:
             decision = routing.MISSING_AUTHENTICATION_TOKEN
@@ -179,16 +184,79 @@ class _Handler(BaseHTTPRequestHandler):
             return answer.status, answer.body()
         return response.status, response.body
 
+    def _handle_lambda_invoke(
+        self, stack: LocalStack, path: str, query: str, length: int, started: float
+    ) -> None:
+        answer = self._lambda_answer(stack, path, query, length)
+        self._send(answer.status, answer.body, answer.request_id, answer.headers)
+        named = parse_qs(query).get("Qualifier", [""])[-1]
+        self.server.log(
+            lambda_invoke.log_line(
+                answer.invoked.qualifier if answer.invoked else named,
+                status=answer.status,
+                invoked=answer.invoked,
+                ms=(time.monotonic() - started) * 1000,
+                request_id=answer.request_id,
+            )
+        )
+
+    def _lambda_answer(
+        self, stack: LocalStack, path: str, query: str, length: int
+    ) -> lambda_invoke.Answer:
+        too_large = lambda_invoke.too_large(length)
+        if too_large is not None:
+            if length <= MAX_BODY_BYTES:
+                self.rfile.read(length)  # what is left unread would be taken for a request
+            else:
+                self.close_connection = True
+            return lambda_invoke.refusal(too_large)
+        payload = self.rfile.read(length)
+        server = self.server
+        decided = lambda_invoke.target(
+            stack,
+            path,
+            query,
+            self.headers.get("X-Amz-Invocation-Type"),
+            running={version for _, version in server.environments},
+            draw=server.random.random(),
+        )
+        if isinstance(decided, lambda_invoke.LambdaError):
+            return lambda_invoke.refusal(decided)
+        problem = lambda_invoke.payload_problem(payload)
+        if problem is not None:
+            return lambda_invoke.refusal(problem)
+        result = self._run(decided, stack.function.arn, payload)
+        if result is None:
+            return lambda_invoke.refusal(lambda_invoke.STOPPING)
+        return lambda_invoke.reply(decided, result)
+
+    def _run(
+        self, target: lambda_invoke.Target, function_arn: str, payload: bytes
+    ) -> InvocationResult | None:
+        """Run ``payload`` in an environment of the target's version, which sees the ARN the
+        caller named; None when the local API is stopping."""
+        environments = self.server.environments
+        environment = environments.get((target.alias or "", target.version)) or next(
+            env for (_, version), env in environments.items() if version == target.version
+        )
+        try:
+            return environment.invoke(payload, f"{function_arn}:{target.qualifier}")
+        except LocalRuntimeError:
+            return None
+
     def _answer(
         self, status: int, body: str, request_id: str, error_type: str | None = None
     ) -> None:
-        data = body.encode("utf-8", errors="surrogatepass")
+        headers = {"x-amzn-ErrorType": error_type} if error_type else {}
+        self._send(status, body.encode("utf-8", errors="surrogatepass"), request_id, headers)
+
+    def _send(self, status: int, data: bytes, request_id: str, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-amzn-RequestId", request_id)
-        if error_type:
-            self.send_header("x-amzn-ErrorType", error_type)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
