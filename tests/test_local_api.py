@@ -1,6 +1,7 @@
 """``python -m local_api`` end to end, through a plain HTTP client: the stack's routes, the
 function's and templates' errors, API Gateway's own answers, the canary split, the request log,
-the items kept with --data, and a clean stop on SIGINT.
+the items kept with --data, and a clean stop on SIGINT; through boto3, Lambda's Invoke and the
+release tool's pre-traffic check (which fails on a canary whose code raises).
 
 The server runs stack dev with a canary (30%, the live alias pinned to version 1), started once
 for the module on a free port, as a user starts it.
@@ -8,6 +9,7 @@ for the module on a free port, as a user starts it.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import math
@@ -25,11 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
+import release.__main__ as release_cli
+from local_api import check as local_check
 from local_api.environment import FunctionConfig, LambdaEnvironment, LocalRuntimeError
+from local_api.function_code import working_tree_root
+from local_api.server import LocalApiServer
 from local_api.stack import local_stack
 from tests.conftest import ROOT
+from tests.release_fakes import FakeDeployer
 from versioned_lambda_api.analysis.plan import run_with_assumed_versions
 
 CANARY_PERCENT = 30
@@ -341,6 +350,171 @@ def test_it_started_in_time(local: LocalApi) -> None:
     # From the process' start to serving: the program run, moto and two runtime processes;
     # generous, as other test processes share these cores.
     assert local.ready_s < 15, local.ready_s
+
+
+# --- Lambda's Invoke, and the release tool's pre-traffic check through it ---------------------
+
+
+@pytest.fixture(scope="module")
+def outputs() -> dict[str, Any]:
+    """The stack's outputs as a deploy with the local API's config would set them."""
+    overrides = {"canaryPercent": str(CANARY_PERCENT), "stableVersion": "1"}
+    return dict(run_with_assumed_versions(ROOT, "dev", overrides).exports)
+
+
+def lambda_client(port: int) -> Any:
+    """A stock boto3 Lambda client pointed at the local API, with credentials it ignores."""
+    return boto3.client(
+        "lambda",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def list_event(**fields: Any) -> str:
+    """An event as GET /events' template renders it."""
+    event = {"stage": "dev", "method": "GET", "resourcePath": "/events", "query": {"limit": "1"}}
+    return json.dumps({**event, "requestId": str(uuid.uuid4()), **fields})
+
+
+def test_boto3_invokes_each_alias_at_its_version(local: LocalApi, outputs: dict[str, Any]) -> None:
+    client = lambda_client(local.port)
+    for role in ("canary", "live"):
+        alias, version = outputs[f"{role}Alias"], outputs[f"{role}Version"]
+        answer = client.invoke(
+            FunctionName=outputs["functionName"], Qualifier=alias, Payload=list_event()
+        )
+        assert (answer["StatusCode"], answer["ExecutedVersion"]) == (200, version), role
+        assert "FunctionError" not in answer
+        reply = json.loads(answer["Payload"].read())
+        assert reply["statusCode"] == 200, reply
+        assert reply["body"]["servedBy"] == {"stage": "dev", "alias": alias, "version": version}
+        request_id = answer["ResponseMetadata"]["RequestId"]
+        expected = f"INVOKE {alias} 200 {alias} v{version} "
+        assert _logged(local, request_id).startswith(expected), local.output()[-5:]
+    assert (outputs["canaryVersion"], outputs["liveVersion"]) == ("2", "1")
+
+
+def test_a_function_that_raises_is_an_unhandled_function_error(
+    local: LocalApi, outputs: dict[str, Any]
+) -> None:
+    # DynamoDB refuses an item over 400 KB, and the handler raises what it cannot retry.
+    answer = lambda_client(local.port).invoke(
+        FunctionName=outputs["functionName"],
+        Qualifier=outputs["canaryAlias"],
+        Payload=list_event(
+            method="POST",
+            bodyBase64=base64.b64encode(b'{"a": 1}').decode(),
+            requestId="r" * 500_000,
+        ),
+    )
+    assert (answer["StatusCode"], answer.get("FunctionError")) == (200, "Unhandled")
+    assert answer["ExecutedVersion"] == outputs["canaryVersion"]
+    error = json.loads(answer["Payload"].read())
+    assert error["errorType"] == "ClientError", error
+    assert "Item size has exceeded the maximum allowed size" in error["errorMessage"]
+
+
+def test_an_unknown_qualifier_is_resource_not_found(
+    local: LocalApi, outputs: dict[str, Any]
+) -> None:
+    client = lambda_client(local.port)
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as raised:
+        client.invoke(FunctionName=outputs["functionName"], Qualifier="nope", Payload="{}")
+    response = raised.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{outputs['functionName']}"
+    assert response["Error"]["Message"] == f"Function not found: {function_arn}:nope"
+    assert _logged(local, response["ResponseMetadata"]["RequestId"]).startswith(
+        "INVOKE nope 404 - - "
+    )
+
+
+def _logged(api: LocalApi, request_id: str) -> str:
+    """The log line of ``request_id`` (the server logs it just after it answers)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        found = [line for line in api.output() if line.endswith(" " + request_id)]
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    return ""
+
+
+def test_the_release_tools_check_passes_on_the_working_trees_canary(
+    local: LocalApi,
+    outputs: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `python -m release check` itself, with the outputs a deploy would give instead of the
+    # Pulumi CLI's, and its boto3 clients sent to the local API by the standard variable.
+    monkeypatch.setattr(release_cli, "_deployer", lambda program, stack: FakeDeployer(outputs))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"http://127.0.0.1:{local.port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    invokes_before = len(_invokes(local))
+
+    assert release_cli.main(["check", "--stack", "dev", "--program", str(ROOT)]) == 0
+    out = capsys.readouterr().out
+    assert "GET /events (default) -> 200 (v2) ok" in out, out
+    assert "POST /events (default) -> 200 (v2) ok" in out, out
+    assert "pre-traffic check passed: v2 answered every request as expected" in out
+    # It was the local canary that answered.
+    time.sleep(0.1)
+    assert [line.split()[:5] for line in _invokes(local)[invokes_before:]] == [
+        ["INVOKE", "dev-canary", "200", "dev-canary", "v2"]
+    ] * 2
+
+
+def _invokes(api: LocalApi) -> list[str]:
+    return [line for line in api.output() if line.startswith("INVOKE ")]
+
+
+def test_the_check_fails_on_a_canary_whose_code_raises_and_shows_the_reply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A second, small local API: stack dev unpinned (both aliases on v1), and v1's code a copy
+    # of the working tree's whose handler raises. It fails before reading DynamoDB: no moto.
+    stack = local_stack(run_with_assumed_versions(ROOT, "dev", {}).graph)
+    function = stack.function
+    code = working_tree_root(function, tmp_path / "code")
+    module, _, name = function.handler.rpartition(".")
+    with (code / f"{module}.py").open("a") as handler:
+        handler.write(f"\n\ndef {name}(event, context):\n    raise RuntimeError('broken')\n")
+    config = FunctionConfig(
+        task_root=code,
+        handler=function.handler,
+        name=function.name,
+        version="1",
+        qualifier="dev-canary",
+        region=function.region,
+        environment=function.environment,
+    )
+    environment = LambdaEnvironment(config, tmp_path, "dev-canary-v1")
+    server = LocalApiServer(0)
+    lines: list[str] = []
+    try:
+        environment.start()
+        server.serve(stack, "", {("dev-canary", "1"): environment}, lines.append)
+        status = local_check.main(["--stack", "dev", "--port", str(server.port)], ROOT)
+    finally:
+        server.stop()
+        environment.stop()
+    captured = capsys.readouterr()
+    assert status == 1, captured
+    assert "GET /events (default) -> 500 (v1) FAILED: status 500, expected 2xx" in captured.out
+    assert "    Lambda error: RuntimeError" in captured.out
+    # The reply as API Gateway's default 5xx response gives it, request id and all.
+    assert '    body: {"message": "Internal error", "requestId": "release-check-' in captured.out
+    assert "pre-traffic check failed: 2 of 2 request(s)" in captured.err
+    assert [line.split()[:5] for line in lines] == [
+        ["INVOKE", "dev-canary", "200", "dev-canary", "v1"]
+    ] * 2
 
 
 # --- Stopping, and the data kept -------------------------------------------------------------
