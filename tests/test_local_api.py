@@ -396,6 +396,13 @@ def test_boto3_invokes_each_alias_at_its_version(local: LocalApi, outputs: dict[
         expected = f"INVOKE {alias} 200 {alias} v{version} "
         assert _logged(local, request_id).startswith(expected), local.output()[-5:]
     assert (outputs["canaryVersion"], outputs["liveVersion"]) == ("2", "1")
+    # A version number runs that version, and the function sees the ARN the call named.
+    answer = client.invoke(
+        FunctionName=outputs["functionName"], Qualifier="1", Payload=list_event()
+    )
+    assert answer["ExecutedVersion"] == "1"
+    served = json.loads(answer["Payload"].read())["body"]["servedBy"]
+    assert served == {"stage": "dev", "alias": "1", "version": "1"}
 
 
 def test_a_function_that_raises_is_an_unhandled_function_error(

@@ -142,9 +142,10 @@ def test_a_payload_over_6_mb_or_not_json_is_refused_before_anything_runs() -> No
     assert refused is not None
     assert (refused.status, refused.error_type) == (413, "RequestEntityTooLargeException")
     assert lambda_invoke.payload_problem(b'{"a": [1]}') is None
-    problem = lambda_invoke.payload_problem(b"not json")
-    assert problem is not None
-    assert (problem.status, problem.error_type) == (400, "InvalidRequestContentException")
+    for payload in (b"not json", b""):
+        problem = lambda_invoke.payload_problem(payload)
+        assert problem is not None
+        assert (problem.status, problem.error_type) == (400, "InvalidRequestContentException")
 
 
 def test_a_reply_carries_the_executed_version_and_a_failure_is_unhandled() -> None:
