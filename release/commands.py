@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 # A first step of 5% halves what a bad canary reaches before the judge can act, at the cost of
 # slower decisions on good releases at low traffic (README "Benchmark": a stack with a few
-# requests a second is better served by --steps 10,25,50 and canaryPercent 10).
+# requests a second is better served by --steps 10,25,50).
 DEFAULT_STEPS = (5.0, 25.0, 50.0)
 # Lambda's newest minute may not have reached CloudWatch yet: judge only minutes older than this.
 SETTLE = timedelta(minutes=2)
