@@ -171,11 +171,10 @@ def target(
             f"{', '.join(sorted(running, key=int))})"
         )
     alias = stack.aliases.get(qualifier)
-    if alias is not None:
-        return Target(qualifier, alias.name, routing.pick_version(alias, draw))
-    if qualifier in running:
-        return Target(qualifier, None, qualifier)
-    return not_found(stack.function, qualifier)
+    version = qualifier if alias is None else routing.pick_version(alias, draw)
+    if version not in running:
+        return not_found(stack.function, qualifier)
+    return Target(qualifier, None if alias is None else alias.name, version)
 
 
 def too_large(length: int) -> LambdaError | None:

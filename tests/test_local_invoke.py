@@ -54,6 +54,12 @@ def test_an_alias_runs_the_version_it_points_to_and_a_version_number_itself(
     assert target(pinned, name, "Qualifier=dev-canary") == Target("dev-canary", "dev-canary", "2")
     assert target(pinned, name, "Qualifier=dev") == Target("dev", "dev", "1")
     assert target(pinned, name, "Qualifier=1") == Target("1", None, "1")
+    # An alias on a version that has no process (a server started by hand) is not found.
+    refused = lambda_invoke.target(
+        pinned, invoke_path(name), "Qualifier=dev-canary", None, running={"1"}, draw=0.0
+    )
+    assert isinstance(refused, LambdaError)
+    assert refused.status == 404
 
 
 @pytest.mark.parametrize(
