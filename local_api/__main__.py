@@ -52,7 +52,7 @@ from local_api.moto_server import MotoServer
 from local_api.server import LocalApiServer
 from local_api.stack import LocalStack, UnservableStackError, local_stack
 from local_api.tables import KeptItemsError, create_tables, dump_items, load_items
-from versioned_lambda_api.analysis.plan import run_with_assumed_versions
+from versioned_lambda_api.analysis.plan import parse_overrides, run_with_assumed_versions
 from versioned_lambda_api.testing import ProgramError
 
 DEFAULT_PORT = 8080
@@ -136,12 +136,10 @@ def validate(args: argparse.Namespace, program: Path) -> Options:
         raise CommandLineError(f"--port takes 1 to 65535, or 0 for any free port; got {args.port}")
     if args.data is not None and args.data.exists() and not args.data.is_dir():
         raise CommandLineError(f"--data takes a folder, and {args.data} is a file")
-    overrides: dict[str, str] = {}
-    for pair in args.overrides:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise CommandLineError(f"--set takes KEY=VALUE, e.g. canaryPercent=50; got {pair!r}")
-        overrides[key] = value
+    try:
+        overrides = parse_overrides(args.overrides)
+    except ValueError as error:
+        raise CommandLineError(str(error)) from None
     return Options(args.stack, args.port, args.live_ref, args.data, overrides)
 
 

@@ -28,7 +28,7 @@ from local_api.stack import UnservableStackError, local_stack
 from release.aws import AwsError
 from release.commands import AwsClients, Release, ReleaseError
 from release.config_file import StackConfigFile, project_name
-from versioned_lambda_api.analysis.plan import run_with_assumed_versions
+from versioned_lambda_api.analysis.plan import parse_overrides, run_with_assumed_versions
 from versioned_lambda_api.testing import ProgramError
 
 
@@ -93,16 +93,6 @@ def local_clients(port: int, region: str) -> AwsClients:
     return AwsClients(cloudwatch=None, apigateway=None, lambda_=invoker, invoker=invoker)
 
 
-def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise CommandLineError(f"--set takes KEY=VALUE, e.g. stableVersion=1; got {pair!r}")
-        overrides[key] = value
-    return overrides
-
-
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2):
@@ -122,7 +112,7 @@ def main(argv: Sequence[str] | None = None, program: Path | None = None) -> int:
         if not 1 <= args.port <= 65535:
             raise CommandLineError(f"--port takes 1 to 65535; got {args.port}")
         overrides = parse_overrides(args.overrides)
-    except CommandLineError as error:
+    except (CommandLineError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not _listening(args.port):

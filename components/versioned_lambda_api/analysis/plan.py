@@ -321,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(pairs: list[str]) -> dict[str, str]:
+def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` pairs as config overrides; ValueError naming a malformed one. The
+    local API and its check take the same option."""
     overrides = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
@@ -402,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         project = project_name(program)
         stack_config(program, args.stack)
-        overrides = _overrides(args.overrides)
+        overrides = parse_overrides(args.overrides)
         if args.openapi is not None and args.openapi.exists() and not args.openapi.is_dir():
             raise ValueError(f"--openapi takes a folder, and {args.openapi} is a file")
     except (FileNotFoundError, ValueError) as error:
