@@ -18,6 +18,7 @@ from pathlib import Path
 from release import __version__
 from release.aws import AwsError
 from release.commands import (
+    DEFAULT_FIRST_STEPS,
     DEFAULT_STEPS,
     AwsClients,
     CanaryStillLiveError,
@@ -94,10 +95,9 @@ def _add_steps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps",
         type=_steps,
-        default=DEFAULT_STEPS,
-        help="canary shares to advance through (default: "
-        + ",".join(f"{step:g}" for step in DEFAULT_STEPS)
-        + ")",
+        default=None,
+        help="canary shares to advance through (default: 5 or 10, whichever live's traffic in "
+        "the hour before lets a canary as good as live pass within the bake, then 25,50)",
     )
 
 
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     # What the steps without a given option take (each subcommand has only its own options).
     parser.set_defaults(
         apply=True,
-        steps=DEFAULT_STEPS,
+        steps=None,
         latency_threshold_ms=None,
         on_timeout=DEFAULT_CONFIG.on_timeout,
         bake_minutes=DEFAULT_CONFIG.max_periods,
@@ -452,7 +452,8 @@ def _step(
         config=config,
         deployer=_deployer(program, args.stack),
         apply=args.apply,
-        steps=args.steps,
+        steps=args.steps or DEFAULT_STEPS,
+        first_steps=() if args.steps else DEFAULT_FIRST_STEPS,
         out=(lambda line: print(line, file=sys.stderr)) if to_stderr else print,
         judge_config=JudgeConfig(on_timeout=args.on_timeout, max_periods=args.bake_minutes),
         latency_threshold_ms=args.latency_threshold_ms,

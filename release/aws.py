@@ -211,6 +211,37 @@ def live_p99_ms(
     return max(fetched.values.values())
 
 
+@dataclass(frozen=True)
+class LiveHour:
+    """Live's requests and errors over a span (Lambda's ``Invocations`` and ``Errors``)."""
+
+    requests: float
+    errors: float
+    minutes: float
+
+
+def live_requests_and_errors(
+    cloudwatch: Any, *, dimensions: Mapping[str, str], start: datetime, end: datetime
+) -> LiveHour | None:
+    """Live's requests and errors over ``start``..``end`` (whole minutes), in one period;
+    ``None`` when CloudWatch did not answer both in full (the caller then does without)."""
+    start, end = floor_to(start, 60), floor_to(end, 60)
+    seconds = max(60, int((end - start).total_seconds()) // 60 * 60)
+    queries = [
+        metric_query("requests", dimensions, "Invocations", "Sum", seconds),
+        metric_query("errors", dimensions, "Errors", "Sum", seconds),
+    ]
+    with aws_call("reading live's traffic from CloudWatch"):
+        fetched = _fetch(cloudwatch, queries, start, end)
+    if any(series.status != "Complete" for series in fetched.values()):
+        return None
+    return LiveHour(
+        requests=sum(fetched["requests"].values.values()),
+        errors=sum(fetched["errors"].values.values()),
+        minutes=seconds / 60.0,
+    )
+
+
 def floor_to(moment: datetime, period_seconds: int) -> datetime:
     """``moment`` rounded down to a whole multiple of ``period_seconds`` since the epoch."""
     seconds = int(moment.timestamp())

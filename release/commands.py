@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from release import aws, progress
 from release.config_file import ConfigFileError, StackConfigFile
 from release.deploy import ApplyError, Deployer
-from release.judge import JudgeConfig, JudgeState, Verdict, judge, minutes_needed
+from release.judge import (
+    JudgeConfig,
+    JudgeState,
+    Verdict,
+    choose_first_step,
+    judge,
+    minutes_needed,
+    plan_step,
+)
 from release.lock import StackLockedError
 from release.state import FileSays, Mode, StackState, share
 from versioned_lambda_api.metrics import Role, stage_traffic
@@ -35,10 +43,13 @@ from versioned_lambda_api.metrics import Role, stage_traffic
 if TYPE_CHECKING:
     from release import smoke
 
-# A first step of 5% halves what a bad canary reaches before the judge can act, at the cost of
-# slower decisions on good releases at low traffic (README "Benchmark": a stack with a few
-# requests a second is better served by --steps 10,25,50).
+# A first step of 5% halves what a bad canary reaches before the judge can act; where traffic is
+# low it leaves good releases undecided for hours, so by default the first step is 5% or 10%,
+# whichever the hour before lets a good canary pass within the bake (judge.choose_first_step).
 DEFAULT_STEPS = (5.0, 25.0, 50.0)
+DEFAULT_FIRST_STEPS = (5.0, 10.0)
+# With the default threshold, live's p99, about 1% of live's requests are slow by construction.
+LIVE_SLOW_RATE = 0.01
 # Lambda's newest minute may not have reached CloudWatch yet: judge only minutes older than this.
 SETTLE = timedelta(minutes=2)
 # Live's p99 before the canary sets what counts as slow; this when live had no traffic.
@@ -88,6 +99,9 @@ class Release:
     deployer: Deployer
     apply: bool = True
     steps: Sequence[float] = DEFAULT_STEPS
+    first_steps: Sequence[float] = ()
+    """The shares the first step is chosen from by live's traffic in the hour before
+    (:func:`release.judge.choose_first_step`); empty: the first of :attr:`steps`."""
     out: Callable[[str], None] = print
     judge_config: JudgeConfig = field(default_factory=JudgeConfig)
     latency_threshold_ms: float | None = None
@@ -245,7 +259,7 @@ class Release:
         else:
             raise ReleaseError(f"stableVersion is already {live}: the release has started")
 
-    def advance(self, clients: AwsClients | None = None) -> float:
+    def advance(self, clients: AwsClients | None = None, now: datetime | None = None) -> float:
         """Move the canary's share to the next step of the schedule.
 
         With ``clients``, the share AWS serves now is read first: when it is not the file's
@@ -253,9 +267,11 @@ class Release:
         applied again instead of stepping past it, so no share goes unbaked.
 
         From 0 the canary's pre-traffic check (:meth:`check`, which needs ``clients``) runs
-        first: a failure stops here, with nothing changed."""
+        first: a failure stops here, with nothing changed. The first step is then chosen from
+        :attr:`first_steps`, if any, by live's traffic in the hour before ``now``."""
         current = self._percent()
         outputs = None
+        state = None
         if clients is not None:
             state = self.read_state(clients)
             outputs = state.outputs
@@ -280,9 +296,40 @@ class Release:
                     "invokes the canary in AWS"
                 )
             self.check(clients, outputs)
+            if self.first_steps and state is not None:
+                following = [self._first_step(clients, state, now or datetime.now(UTC))]
         self.config.set("canaryPercent", f"{following[0]:g}")
         self._commit(f"canaryPercent {current:g} -> {following[0]:g}")
         return following[0]
+
+    def _first_step(self, clients: AwsClients, state: StackState, now: datetime) -> float:
+        """Of :attr:`first_steps`, the one live's traffic in the hour before ``now`` lets a
+        canary as good as live pass within the bake; the smallest when that traffic cannot be
+        read."""
+        live = self._traffic_dimensions(state.outputs, state.mode)["live"]
+        hour = aws.live_requests_and_errors(
+            clients.cloudwatch, dimensions=live, start=now - BASELINE, end=now - SETTLE
+        )
+        if hour is None:
+            first = min(self.first_steps)
+            self.out(f"first step {first:g}%: live's traffic in the hour before could not be read")
+            return first
+        if not hour.requests:
+            first = max(self.first_steps)
+            self.out(f"first step {first:g}%: live served no request in the hour before")
+            return first
+        per_minute = hour.requests / hour.minutes
+        error_rate = hour.errors / hour.requests if hour.requests else 0.0
+        config = self.judge_config
+        first = choose_first_step(config, error_rate, LIVE_SLOW_RATE, per_minute, self.first_steps)
+        needs = plan_step(config, error_rate, LIVE_SLOW_RATE, first / 100, per_minute * first / 100)
+        self.out(
+            f"first step {first:g}% (of {', '.join(f'{s:g}' for s in self.first_steps)}): at "
+            f"live's {per_minute:.0f} requests a minute in the hour before, a canary as good as "
+            f"live needs about {needs.minutes(60):.0f} minutes to pass it (bake "
+            f"{config.max_periods * config.period_seconds // 60} minutes)"
+        )
+        return first
 
     def promote(self, clients: AwsClients | None = None, unverified: Sequence[str] = ()) -> None:
         """Pin the canary's version as stable, and close the canary's share: the next
@@ -538,7 +585,7 @@ class Release:
 
         From share 0 it first runs the canary's pre-traffic check and advances to the first
         step (under the lock); a failed check stops it with nothing changed."""
-        opened = self._watchable(clients)
+        opened = self._watchable(clients, now())
         if opened is None:
             self.out("stopped watching: watch again once the first step is deployed")
             return "ADVANCED"
@@ -751,7 +798,7 @@ class Release:
             return "PROMOTE"
         return "ADVANCED"
 
-    def _watchable(self, clients: AwsClients) -> StackState | None:
+    def _watchable(self, clients: AwsClients, now: datetime) -> StackState | None:
         """The state ``watch`` starts from, refused when there is no canary to judge or AWS
         does not serve the share the file sets. At share 0: the first step opened after the
         pre-traffic check, or ``None`` when ``--no-apply`` left it to deploy."""
@@ -771,7 +818,7 @@ class Release:
             return state
         try:
             with self.exclusive():
-                self.advance(clients)
+                self.advance(clients, now)
         except StackLockedError as error:
             raise ReleaseError(
                 f"{error}; the canary takes no traffic and nothing was changed"

@@ -17,6 +17,7 @@ from release.judge import (
     JudgeState,
     Period,
     Verdict,
+    choose_first_step,
     expected_errors,
     expected_sample_size,
     judge,
@@ -568,3 +569,23 @@ def test_ten_second_periods_warm_up_and_time_out_by_the_clock_not_the_count() ->
     verdicts = [state.add(warm, seconds=10) for _ in range(12)]
     assert [v.timed_out for v in verdicts] == [False] * 11 + [True]  # 18 x 10 s = 3 min
     assert verdicts[-1].evidence["step_seconds"] == 180
+
+
+@pytest.mark.parametrize(
+    ("requests_per_minute", "first"),
+    [(0.0, 10.0), (300.0, 10.0), (600.0, 10.0), (1200.0, 5.0), (30_000.0, 5.0)],
+)
+def test_the_first_step_is_the_smallest_a_good_canary_passes_within_the_bake(
+    requests_per_minute: float, first: float
+) -> None:
+    # At 0.5% live errors a good canary needs about 3,250 requests at 5% and 3,540 at 10%:
+    # at 20 requests a second 54 minutes at 5%, within the 60-minute bake; at 10 a second 108
+    # at 5% and 59 at 10%; at 5 a second neither (118 at 10%), so the faster one; no traffic,
+    # the same.
+    assert choose_first_step(CONFIG, 0.005, 0.01, requests_per_minute, (10.0, 5.0)) == first
+
+
+def test_a_longer_bake_lets_a_smaller_first_step_through() -> None:
+    patient = replace(CONFIG, max_periods=240)
+    assert choose_first_step(CONFIG, 0.005, 0.01, 300.0, (5.0, 10.0)) == 10.0
+    assert choose_first_step(patient, 0.005, 0.01, 300.0, (5.0, 10.0)) == 5.0

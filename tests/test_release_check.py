@@ -18,6 +18,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, tzinfo
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +29,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from release import smoke
+from release import commands, smoke
 from release.aws import Invoked
 from release.commands import DEFAULT_STEPS, AwsClients, Release, ReleaseError
 from release.config_file import StackConfigFile
@@ -499,14 +500,70 @@ def test_check_invokes_the_canary_which_answers_and_records_its_event(
     assert_untouched(world)
 
 
-def test_advance_from_0_checks_the_canary_then_opens_the_first_step(world: World) -> None:
+def on_the_accounts_clock(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line reads the account's clock (an hour of its traffic behind it)."""
+    account = world.account
+
+    class AccountTime(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> AccountTime:
+            return cls.fromtimestamp(account.clock().timestamp(), tz)
+
+    monkeypatch.setattr(commands, "datetime", AccountTime)
+    account.sleep(3600)
+
+
+def test_advance_from_0_checks_the_canary_then_opens_the_first_step(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_the_accounts_clock(world, monkeypatch)
     ran = world.cli("advance")
     assert ran.code == 0, ran.err
     assert "pre-traffic check passed" in ran.out
-    assert ran.out.index("pre-traffic check passed") < ran.out.index("applying with pulumi up")
+    assert ran.out.index("pre-traffic check passed") < ran.out.index("first step")
+    assert ran.out.index("first step") < ran.out.index("applying with pulumi up")
     assert len(world.account.invocations) == 2
+    # 6,000 requests a minute: a good canary passes 5% well within the bake.
+    assert "first step 5% (of 5, 10): at live's 6000 requests a minute" in ran.out
     assert world.account.stage_percent == DEFAULT_STEPS[0]
     assert world.file() == FIRST_STEP
+
+
+def test_at_low_traffic_the_first_step_is_10_percent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.account.traffic.requests_per_minute = 300  # 5 a second: 5% would need hours
+    on_the_accounts_clock(world, monkeypatch)
+    ran = world.cli("advance")
+    assert ran.code == 0, ran.err
+    assert "first step 10% (of 5, 10): at live's 300 requests a minute" in ran.out
+    assert (world.file(), world.account.stage_percent) == ("10", 10.0)
+    # The schedule goes on above it.
+    assert world.cli("advance").code == 0
+    assert world.file() == "25"
+
+
+def test_steps_given_are_kept_whatever_the_traffic(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.account.traffic.requests_per_minute = 300
+    on_the_accounts_clock(world, monkeypatch)
+    ran = world.cli("advance", "--steps", "5,25,50")
+    assert ran.code == 0, ran.err
+    assert "first step" not in ran.out
+    assert world.file() == "5"
+
+
+def test_live_traffic_that_cannot_be_read_leaves_the_smallest_first_step(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.account.traffic.requests_per_minute = 300
+    on_the_accounts_clock(world, monkeypatch)
+    world.account.fail_query("requests")
+    ran = world.cli("advance")
+    assert ran.code == 0, ran.err
+    assert "first step 5%: live's traffic in the hour before could not be read" in ran.out
+    assert world.file() == "5"
 
 
 def test_advance_from_0_stops_on_a_failing_canary_and_changes_nothing(world: World) -> None:
@@ -709,7 +766,10 @@ def test_watch_from_0_checks_and_changes_nothing_while_another_step_holds_the_st
     assert_untouched(world)
 
 
-def test_advance_from_0_without_apply_still_checks_then_only_edits_the_file(world: World) -> None:
+def test_advance_from_0_without_apply_still_checks_then_only_edits_the_file(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_the_accounts_clock(world, monkeypatch)
     ran = world.cli("advance", "--no-apply")
     assert ran.code == 0, ran.err
     assert len(world.account.invocations) == 2
