@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:
 from bench.simulate import (  # noqa: E402
     CODEDEPLOY_PRESETS,
     FIVE_MINUTE_ALARM,
+    OUR_STEPS,
     SAM_EXAMPLE_ALARM,
     AlarmShape,
     CodeDeployAlarms,
@@ -69,7 +70,8 @@ from bench.simulate import (  # noqa: E402
     run,
     tune,
 )
-from release.judge import JudgeConfig  # noqa: E402
+from release.commands import DEFAULT_FIRST_STEPS  # noqa: E402
+from release.judge import JudgeConfig, choose_first_step  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BUDGET = 0.01
@@ -163,10 +165,9 @@ on every bad one (exposure, what the targets compare)."""
 FINE_SECONDS = 10
 """The function's embedded-metric-format counts (issue 12 point 4): what ``watch`` reads when the
 function publishes them, as the Event Logger's does."""
-TEN_PERCENT_SCENARIOS = ("low", "medium", "high", "latency", "cold-start")
-"""Where ours is also run with a 10% first step: what a smaller first step costs good releases
-at each traffic level, and buys against bad ones."""
-TEN_PERCENT_FIRST_STEP = (0.10, 0.25, 0.50)
+OTHER_FIRST_STEP_SCENARIOS = ("low", "medium", "high", "latency", "cold-start")
+"""Where ours is also run with the first step it did not choose: what a smaller first step costs
+good releases at each traffic level, and buys against bad ones."""
 
 # Sensitivity grids, least sensitive first: thresholds as a multiple of live's rate (100x down to
 # 1x in 5% steps); Kayenta's confidence level (1 - 1e-7 down to 0.5).
@@ -304,25 +305,38 @@ def evaluate_scenario(scenario: Scenario, sizes: Sizes, seed: int) -> dict[str, 
         period_seconds=FINE_SECONDS,
         max_periods=config.max_periods * (60 // FINE_SECONDS),
     )
-    ours = OurJudge(fine_config)
+    # The release tool's first step, from live's traffic and rates in the hour before (here the
+    # scenario's: a diurnal release's hour before varies, and at its 5 req/s mean no hour of it
+    # reaches the 20 req/s a 5% first step needs).
+    first = choose_first_step(
+        config,
+        scenario.live_rate("errors"),
+        scenario.live_rate("slow"),
+        scenario.total_rps * 60,
+        DEFAULT_FIRST_STEPS,
+    )
+    steps = (first / 100, *OUR_STEPS[1:])
+    ours = OurJudge(fine_config, steps=steps)
     ours_good = good[: sizes.ours_good]
     rows: list[dict[str, Any]] = [
         _row(
             ours.name,
             "ours",
-            f"5% -> 25% -> 50% -> 100%, defaults, the function's {FINE_SECONDS}-second counts "
-            f"({len(ours_good)} good releases)",
+            f"{first:g}% (chosen by traffic) -> 25% -> 50% -> 100%, defaults, the function's "
+            f"{FINE_SECONDS}-second counts ({len(ours_good)} good releases)",
             evaluate(ours, ours_good, bad, FINE_SECONDS),
         )
     ]
-    minutes = OurJudge(config, label="ours, Lambda's minutes")
+    minutes = OurJudge(config, steps=steps, label="ours, Lambda's minutes")
     setting = "same, on Lambda's per-minute metrics (a function that publishes no counts)"
     rows.append(_row(minutes.name, "ours-minutes", setting, evaluate(minutes, good, bad)))
-    if scenario.name in TEN_PERCENT_SCENARIOS:
-        ten = replace(ours, steps=TEN_PERCENT_FIRST_STEP, label="ours, 10% first step")
-        setting = "10% -> 25% -> 50% -> 100% (--steps 10,25,50), 10-second counts"
-        summary = evaluate(ten, ours_good, bad, FINE_SECONDS)
-        rows.append(_row(ten.name, "ours-10", setting, summary))
+    if scenario.name in OTHER_FIRST_STEP_SCENARIOS:
+        (other,) = set(DEFAULT_FIRST_STEPS) - {first}
+        label = f"ours, {other:g}% first step"
+        alternative = replace(ours, steps=(other / 100, *OUR_STEPS[1:]), label=label)
+        setting = f"{other:g}% -> 25% -> 50% -> 100% (--steps {other:g},25,50), 10-second counts"
+        summary = evaluate(alternative, ours_good, bad, FINE_SECONDS)
+        rows.append(_row(alternative.name, "ours-other", setting, summary))
     for rival in rivals(scenario):
         default = evaluate(rival.default, good, bad)
         rows.append(_row(f"{rival.family} defaults", "default", rival.default_label, default))

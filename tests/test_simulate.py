@@ -619,14 +619,17 @@ def test_bench_tunes_and_evaluates_on_disjoint_releases(monkeypatch: pytest.Monk
     monkeypatch.setattr(bench, "make_releases", recording)
     every_rival = bench.rivals
     monkeypatch.setattr(bench, "rivals", lambda s: every_rival(s)[1:2])  # Flagger
-    monkeypatch.setattr(bench, "TEN_PERCENT_SCENARIOS", ("test-500",))
+    monkeypatch.setattr(bench, "OTHER_FIRST_STEP_SCENARIOS", ("test-500",))
     s = scenario(rps=500.0, horizon_minutes=40)
     result = bench.evaluate_scenario(s, bench.Sizes(4, 4, 6, 3, 2), 7)
     assert set(made) == {"tune", "eval"}
     assert not set(made["tune"]) & set(made["eval"])
     assert [row["kind"] for row in result["rows"]] == [
-        "ours", "ours-minutes", "ours-10", "default", "tuned",
+        "ours", "ours-minutes", "ours-other", "default", "tuned",
     ]  # fmt: skip
+    # At 500 req/s the release tool's first step is 5%; the other one shown is 10%.
+    assert result["rows"][0]["setting"].startswith("5% (chosen by traffic) -> 25%")
+    assert result["rows"][2]["judge"] == "ours, 10% first step"
     # Ours, on 10-second counts, is judged on fewer good releases and on every bad one.
     assert [(row["results"]["good"], row["results"]["bad"]) for row in result["rows"][:3]] == [
         (2, 4), (4, 4), (2, 4),
