@@ -9,35 +9,26 @@ only after the check.
 
 Before acting, a step reads what AWS serves and reports where it differs from the file and the
 last deploy (:mod:`release.state`); ``watch`` does so every period and stops when someone else
-changed either. The status report's shape and its text for people are :mod:`release.status`'s.
+changed either. ``watch``'s loop, which judges every period and takes these steps, is
+:mod:`release.watch`'s; the status report's shape and its text for people are
+:mod:`release.status`'s.
 """
 
 from __future__ import annotations
 
-import math
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from release import aws, progress
+from release import aws
 from release.config_file import ConfigFileError, StackConfigFile
 from release.deploy import ApplyError, Deployer
-from release.judge import (
-    JudgeConfig,
-    JudgeState,
-    Verdict,
-    choose_first_step,
-    judge,
-    minutes_needed,
-    plan_step,
-)
-from release.lock import StackLockedError
-from release.state import FileSays, Mode, StackState, share
+from release.judge import JudgeConfig, Verdict, choose_first_step, judge, plan_step
+from release.state import FileSays, Mode, StackState
 from release.status import StatusReport, format_status
 from versioned_lambda_api.metrics import Role, stage_traffic
 
@@ -64,19 +55,6 @@ class ReleaseError(Exception):
 
 class CanaryStillLiveError(ReleaseError):
     """``watch`` had to stop while the canary still takes its share of the traffic."""
-
-
-CATCH_UP = timedelta(hours=3)
-"""The furthest back a resumed watch reads the metrics it did not judge."""
-UNDECIDABLE = timedelta(hours=24)
-"""A step whose evidence needs longer than this at the traffic seen is undecidable."""
-
-METRICS_READ_ATTEMPTS = 5
-"""Consecutive periods ``watch`` tolerates without readable metrics or traffic settings (a
-throttle, a 5xx, a lost connection) before it stops, saying the canary is still live."""
-
-# The keys whose change by someone else stops ``watch``: they decide what the canary serves.
-RELEASE_KEYS = ("canaryPercent", "canaryMode", "stableVersion")
 
 
 @dataclass
@@ -115,11 +93,6 @@ class Release:
     last_state: StackState | None = field(default=None, init=False)
     """What the step last read of the file, the stack and AWS: what an interrupted step
     reports."""
-    # What watch has said once: the step it planned, the step it called undecided, and where
-    # its evidence comes from.
-    _announced_step: int = field(default=0, init=False, repr=False)
-    _planned_step: int = field(default=0, init=False, repr=False)
-    _source: tuple[str, int] | None = field(default=None, init=False, repr=False)
 
     # --- state -------------------------------------------------------------------------
 
@@ -127,7 +100,9 @@ class Release:
     def stack(self) -> str:
         return self.config.stack
 
-    def _outputs(self) -> dict[str, Any]:
+    def read_outputs(self) -> dict[str, Any]:
+        """The stack's outputs; :class:`ReleaseError` when it lacks those a release needs (not
+        deployed yet)."""
         try:
             outputs = self.deployer.outputs()
         except ApplyError as error:
@@ -140,12 +115,13 @@ class Release:
             )
         return outputs
 
-    def _percent(self) -> float:
+    def canary_percent(self) -> float:
+        """The canary's share the stack file sets."""
         return float(self.config.get("canaryPercent") or 0)
 
-    def _following_steps(self) -> list[float]:
+    def following_steps(self) -> list[float]:
         """The steps of the schedule above the current canary share."""
-        return [step for step in self.steps if step > self._percent()]
+        return [step for step in self.steps if step > self.canary_percent()]
 
     def file_says(self) -> FileSays:
         # The program's config reader loads the Pulumi SDK: only the steps that read the
@@ -154,14 +130,14 @@ class Release:
 
         mode = self.config.get("canaryMode") or DEFAULTS["canaryMode"]
         return FileSays(
-            percent=self._percent(),
+            percent=self.canary_percent(),
             mode="alias" if mode == "alias" else "stage",
             stable_version=self.config.get("stableVersion") or None,
         )
 
     def read_state(self, clients: AwsClients, outputs: dict[str, Any] | None = None) -> StackState:
         """The file, the stack's outputs (read unless given) and what AWS serves now."""
-        outputs = outputs or self._outputs()
+        outputs = outputs or self.read_outputs()
         live = aws.read_live_traffic(
             clients.apigateway,
             clients.lambda_,
@@ -179,7 +155,7 @@ class Release:
         )
         return self.last_state
 
-    def _report(self, state: StackState) -> list[str]:
+    def report_drift(self, state: StackState) -> list[str]:
         """Print where the file, the last deploy and AWS differ; returns the differences."""
         differences = state.differences()
         for difference in differences:
@@ -187,9 +163,7 @@ class Release:
                 self.out(line)
         return differences
 
-    def _traffic_dimensions(
-        self, outputs: dict[str, Any], mode: Mode
-    ) -> dict[Role, dict[str, str]]:
+    def traffic_dimensions(self, outputs: dict[str, Any], mode: Mode) -> dict[Role, dict[str, str]]:
         """The Lambda metric dimensions of the live and the canary side of the stage."""
         sides = stage_traffic(
             str(outputs["liveAlias"]),
@@ -238,10 +212,10 @@ class Release:
         Run again after an apply that failed, it applies the pin the file already holds
         (a deploy that changes nothing when it is in place) instead of stopping at the file.
         With ``clients``, where the file and AWS differ is reported first."""
-        outputs = self._outputs()
+        outputs = self.read_outputs()
         if clients is not None:
-            self._report(self.read_state(clients, outputs))
-        live, share_was = str(outputs["liveVersion"]), self._percent()
+            self.report_drift(self.read_state(clients, outputs))
+        live, share_was = str(outputs["liveVersion"]), self.canary_percent()
         pinned = self.config.set("stableVersion", live)
         closed = self.config.set("canaryPercent", "0")
         if pinned or closed:
@@ -270,13 +244,13 @@ class Release:
         From 0 the canary's pre-traffic check (:meth:`check`, which needs ``clients``) runs
         first: a failure stops here, with nothing changed. The first step is then chosen from
         :attr:`first_steps`, if any, by live's traffic in the hour before ``now``."""
-        current = self._percent()
+        current = self.canary_percent()
         outputs = None
         state = None
         if clients is not None:
             state = self.read_state(clients)
             outputs = state.outputs
-            self._report(state)
+            self.report_drift(state)
             if self.apply and not state.serves_the_file:
                 self.out(
                     f"applying canaryPercent {current:g} first, so AWS serves it; run advance "
@@ -284,7 +258,7 @@ class Release:
                 )
                 self._commit(f"canaryPercent {current:g} (unchanged, re-applied)")
                 return current
-        following = self._following_steps()
+        following = self.following_steps()
         if not following:
             raise ReleaseError(
                 f"canaryPercent is {current:g}, at or past the last step "
@@ -307,7 +281,7 @@ class Release:
         """Of :attr:`first_steps`, the one live's traffic in the hour before ``now`` lets a
         canary as good as live pass within the bake; the smallest when that traffic cannot be
         read."""
-        live = self._traffic_dimensions(state.outputs, state.mode)["live"]
+        live = self.traffic_dimensions(state.outputs, state.mode)["live"]
         hour = aws.live_requests_and_errors(
             clients.cloudwatch, dimensions=live, start=now - BASELINE, end=now - SETTLE
         )
@@ -338,9 +312,9 @@ class Release:
         With ``clients``, where the file and AWS differ is reported first. ``unverified``: the
         shares whose step passed without the evidence, which a note above ``stableVersion``
         records (a verified promotion removes an old note)."""
-        outputs = self._outputs()
+        outputs = self.read_outputs()
         if clients is not None:
-            self._report(self.read_state(clients, outputs))
+            self.report_drift(self.read_state(clients, outputs))
         canary, live = str(outputs["canaryVersion"]), str(outputs["liveVersion"])
         if canary == live:
             raise ReleaseError(f"the canary serves v{canary}, as live does: nothing to promote")
@@ -368,7 +342,7 @@ class Release:
         # The check's templates and gateway model load the Pulumi SDK: only the check pays.
         from release import smoke  # noqa: PLC0415
 
-        outputs = outputs or self._outputs()
+        outputs = outputs or self.read_outputs()
         function, alias = str(outputs["functionName"]), str(outputs["canaryAlias"])
         version, stage = str(outputs["canaryVersion"]), str(outputs["stage"])
         routes = (self.smoke_routes or self.program_routes)(outputs)
@@ -396,8 +370,8 @@ class Release:
         if failed:
             raise ReleaseError(
                 f"pre-traffic check failed: {failed} of {len(requests)} request(s) (above); "
-                f"nothing was changed, canaryPercent stays {self._percent():g}. Fix the code and "
-                f"deploy again ('make up STACK={self.stack}'); 'make release-check "
+                f"nothing was changed, canaryPercent stays {self.canary_percent():g}. Fix the code "
+                f"and deploy again ('make up STACK={self.stack}'); 'make release-check "
                 f"STACK={self.stack}' checks again"
             )
         self.out(f"pre-traffic check passed: v{version} answered every request as expected")
@@ -442,24 +416,24 @@ class Release:
         edited. ``outputs``: the stack's, if the caller has read them (saves a Pulumi CLI
         call)."""
         if clients is None:
-            if self._percent() == 0:
+            if self.canary_percent() == 0:
                 raise ReleaseError("canaryPercent is already 0: no traffic reaches the canary")
             self.config.set("canaryPercent", "0")
             self._commit("canaryPercent -> 0 (rolled back)")
             return
         state = self.read_state(clients, outputs)
         live = state.live
-        if live.percent == 0 and self._percent() == 0:
+        if live.percent == 0 and self.canary_percent() == 0:
             if not (self.apply and state.file_not_deployed):
                 raise ReleaseError(
                     "no traffic reaches the canary: AWS sends it none and canaryPercent is 0"
                 )
             # An earlier rollback stopped AWS and edited the file, but its apply failed:
             # converge by applying the file, so the stack records the rollback too.
-            self._report(state)
+            self.report_drift(state)
             self._commit("canaryPercent 0 (unchanged, re-applied)")
             return
-        self._report(state)
+        self.report_drift(state)
         aws_changed = None
         if live.percent > 0:
             self.out(f"AWS: {live.describe()}")
@@ -475,7 +449,7 @@ class Release:
             aws_changed = "AWS sends the canary no traffic now"
         else:
             self.out("AWS already sends the canary no traffic; recording it in the stack file")
-        if self._percent() != 0:
+        if self.canary_percent() != 0:
             self.config.set("canaryPercent", "0")
             self._commit("canaryPercent -> 0 (rolled back)", aws_changed=aws_changed)
 
@@ -541,7 +515,7 @@ class Release:
         the newest minutes CloudWatch may still be filling in, and where the file, the last
         deploy and AWS differ."""
         state = self.read_state(clients)
-        dimensions = self._traffic_dimensions(state.outputs, state.mode)
+        dimensions = self.traffic_dimensions(state.outputs, state.mode)
         since, until = now - timedelta(minutes=minutes), now - SETTLE
         threshold = self.latency_threshold(clients, dimensions["live"], since)
         window, verdict = self.measure(clients, dimensions, since, until, threshold)
@@ -562,7 +536,7 @@ class Release:
             f"(CloudWatch's newest {SETTLE.seconds // 60} min left out: still arriving)"
         )
         self.out(f"AWS: {report.state.live.describe()}")
-        self._report(report.state)
+        self.report_drift(report.state)
         for line in format_status(report):
             self.out(line)
         return report.verdict
@@ -575,363 +549,12 @@ class Release:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
     ) -> str:
-        """Judge the release every ``period_seconds`` and act on the verdict: advance through
-        the steps, promote, or roll back; until the judge decides, the evidence is judged
-        undecidable at this traffic, or ``max_minutes`` pass.
+        """Judge the release every ``period_seconds`` and act on the verdict until the judge
+        decides (:meth:`release.watch.Watch.run`); returns the outcome."""
+        # The watch takes this module's steps, so it imports this module: here, not above.
+        from release.watch import Watch  # noqa: PLC0415
 
-        One judge state carries the evidence across the steps and across restarts (kept beside
-        the stack file, see :mod:`release.progress`). Every period also re-reads the file and
-        what AWS serves: when someone else changed either since watch last acted, it stops and
-        says so (a failing canary is still rolled back).
-
-        From share 0 it first runs the canary's pre-traffic check and advances to the first
-        step (under the lock); a failed check stops it with nothing changed."""
-        opened = self._watchable(clients, now())
-        if opened is None:
-            self.out("stopped watching: watch again once the first step is deployed")
-            return "ADVANCED"
-        state = opened
-        outputs = state.outputs
-        started = now()
-        dimensions = self._traffic_dimensions(outputs, state.mode)
-        run = self._watch_run(clients, outputs, dimensions, started)
-        following = self._following_steps()
-        then = f" (then {', '.join(f'{step:g}' for step in following)})" if following else ""
-        limit = f"; stopping after {max_minutes} min" if max_minutes is not None else ""
-        self.out(
-            f"watching the canary at {self._percent():g}%{then}: each step until the judge "
-            f"decides on evidence{limit}"
-        )
-        deadline = None if max_minutes is None else started + timedelta(minutes=max_minutes)
-        failed_reads = 0
-        while True:
-            sleep(period_seconds)
-            current = now()
-            elapsed = f"[{int((current - started).total_seconds() // 60):>3} min]"
-            try:
-                window = aws.read_finest_metrics(
-                    clients.cloudwatch,
-                    dimensions=dimensions,
-                    start=max(run.judged_until, current - CATCH_UP),
-                    end=current - SETTLE,
-                    latency_threshold_ms=run.threshold_ms,
-                )
-                seen = self.read_state(clients, outputs)
-            except aws.AwsError as error:
-                failed_reads += 1
-                self._unreadable(error, failed_reads, elapsed)
-                continue
-            failed_reads = 0
-            verdict = run.feed(window, current)
-            self._say_source(window)
-            self._say_period(elapsed, window, verdict)
-            self._plan(verdict)
-            progress.save(self._progress_path, run)
-            if verdict.decision == "CONTINUE" and not self._changes(state, seen):
-                self._undecided(verdict, window)
-                if deadline is not None and current >= deadline:
-                    self.out(f"stopped watching after {max_minutes} min with no decision")
-                    return "CONTINUE"
-                continue
-            with self._acting():
-                # Under the lock, what others did so far is final: read it once more.
-                outcome = self._act(verdict, state, self.read_state(clients, outputs), clients, run)
-            if outcome != "ADVANCED":
-                return outcome
-            # Saved first: a watch stopped by the check below resumes at the new share.
-            self._next_step(run)
-            state = self._check_applied(clients, outputs)
-
-    @property
-    def _progress_path(self) -> Path:
-        return progress.progress_path(self.config.path)
-
-    def _next_step(self, run: progress.Progress) -> None:
-        """The file's share is the next step's: the judge starts it, and the progress says so."""
-        run.judge.start_step()
-        run.percent = self._percent()
-        progress.save(self._progress_path, run)
-
-    def _watch_run(
-        self,
-        clients: AwsClients,
-        outputs: dict[str, Any],
-        dimensions: dict[Role, dict[str, str]],
-        started: datetime,
-    ) -> progress.Progress:
-        """The release's evidence: resumed from an interrupted watch of the same release, or
-        new (with the slow threshold set now)."""
-        live, canary = str(outputs["liveVersion"]), str(outputs["canaryVersion"])
-        saved, unusable = progress.load(self._progress_path, self.judge_config)
-        mismatch = saved.matches(live, canary, self._percent()) if saved is not None else None
-        if saved is not None and mismatch is None:
-            judged = saved.judge.verdict.evidence
-            self.out(
-                f"resuming this release's evidence, judged until {saved.judged_until:%H:%M} "
-                f"UTC: step {judged['step']:g}, {judged['canary_requests']:,.0f} canary requests"
-            )
-            return saved
-        if unusable or mismatch:
-            self.out(
-                f"judging afresh: the saved progress is not this release's ({unusable or mismatch})"
-            )
-        threshold = self.latency_threshold(clients, dimensions["live"], started)
-        return progress.Progress(
-            live_version=live,
-            canary_version=canary,
-            percent=self._percent(),
-            threshold_ms=threshold,
-            judged_until=aws.floor_to(started, 60),
-            judge=JudgeState(self.judge_config),
-        )
-
-    def _say_source(self, window: aws.TrustedWindow) -> None:
-        """Say where the evidence comes from whenever that changes: the function's own
-        counts, or Lambda's minutes and why."""
-        source = (window.source, window.period_seconds)
-        if not window.minutes or source == self._source:
-            return  # an empty window says nothing of where the evidence comes from
-        self._source = source
-        if window.source == "function":
-            self.out(f"evidence: the function's own counts, every {window.period_seconds} s")
-        else:
-            why = f" ({window.fallback})" if window.fallback else ""
-            self.out(f"evidence: Lambda's per-minute metrics{why}")
-
-    def _plan(self, verdict: Verdict) -> None:
-        """Say once per step, as soon as a minute of it shows the traffic, how long the step
-        needs for a decision on a canary as good as live."""
-        evidence = verdict.evidence
-        step = int(evidence["step"])
-        if (
-            verdict.decision != "CONTINUE"
-            or self._planned_step == step
-            or evidence["step_seconds"] < 60
-            or not evidence["live_requests"]
-        ):
-            return
-        self._planned_step = step
-        needed = minutes_needed(self.judge_config, evidence)
-        when = "more than a day" if math.isinf(needed) else f"about {needed:,.0f} min more"
-        self.out(
-            f"step {step} at {self._percent():g}%: at this traffic a canary as good as live "
-            f"passes in {when} (a plan: Wald's average, not a promise)"
-        )
-
-    def _undecided(self, verdict: Verdict, window: aws.TrustedWindow) -> None:
-        """After a step's bake without a decision: keep watching while the evidence can come
-        within :data:`UNDECIDABLE` at the canary's traffic now (said once per step), else
-        stop."""
-        if not verdict.timed_out:
-            return
-        periods = window.usable_periods
-        recent = None
-        if periods:
-            minutes = len(periods) * window.period_seconds / 60.0
-            recent = sum(period.canary_requests for period in periods) / minutes
-        needed = minutes_needed(self.judge_config, verdict.evidence, recent)
-        if needed * 60 > UNDECIDABLE.total_seconds():
-            raise CanaryStillLiveError(
-                f"stopped watching: undecidable at this traffic. {verdict.reason} That is more "
-                f"than {UNDECIDABLE.total_seconds() / 3600:g} h more: the canary still takes "
-                f"{self._percent():g}%; 'make release-rollback STACK={self.stack}' stops it, "
-                "watching with '--on-timeout PROMOTE' promotes it UNVERIFIED"
-            )
-        step = int(verdict.evidence["step"])
-        if self._announced_step != step:
-            self._announced_step = step
-            self.out(
-                f"step {step} is undecided after its bake; at this traffic the evidence needs "
-                f"about {needed:,.0f} min more: watching on"
-            )
-
-    @contextmanager
-    def _acting(self) -> Iterator[None]:
-        """Hold the stack's lock for one of watch's actions (watch judges without it, so a
-        colleague can roll back meanwhile)."""
-        try:
-            with self.exclusive():
-                yield
-        except StackLockedError as error:
-            raise CanaryStillLiveError(
-                f"stopped watching: {error}. The canary still takes {self._percent():g}% "
-                f"unwatched: 'make release-watch STACK={self.stack}' resumes"
-            ) from error
-
-    def _act(
-        self,
-        verdict: Verdict,
-        before: StackState,
-        seen: StackState,
-        clients: AwsClients,
-        run: progress.Progress,
-    ) -> str:
-        """Take the verdict's step, unless someone else changed the release since ``before``:
-        ``ROLLBACK``, ``PROMOTE`` (or an edit only, with --no-apply), or ``ADVANCED``."""
-        changes = self._changes(before, seen)
-        if verdict.decision == "PROMOTE" and not changes:
-            # A deploy outside this tool changes the versions, which AWS' traffic settings
-            # need not show: the stack's outputs are read again before acting.
-            changes = self._version_changes(seen.outputs, self._outputs())
-        if changes:
-            outcome = self._changed_by_others(changes, seen, verdict, clients)
-            progress.clear(self._progress_path)
-            return outcome
-        if verdict.decision == "ROLLBACK":
-            self._explain("rolling back", verdict)
-            self.rollback(clients, seen.outputs)
-            progress.clear(self._progress_path)
-            return "ROLLBACK"
-        if not verdict.verified:
-            run.unverified.append(f"{self._percent():g}%")
-            self.out(f"UNVERIFIED: step {verdict.evidence['step']:g} passes without the evidence")
-        if not self._following_steps():
-            self._explain("promoting", verdict)
-            self.promote(unverified=run.unverified)
-            progress.clear(self._progress_path)
-            return "PROMOTE"
-        self._explain("advancing", verdict)
-        self.advance()
-        if not self.apply:
-            # The next watch, once the new share is deployed, resumes with this evidence.
-            self._next_step(run)
-            self.out("stopped watching: watch again once the new share is deployed")
-            return "PROMOTE"
-        return "ADVANCED"
-
-    def _watchable(self, clients: AwsClients, now: datetime) -> StackState | None:
-        """The state ``watch`` starts from, refused when there is no canary to judge or AWS
-        does not serve the share the file sets. At share 0: the first step opened after the
-        pre-traffic check, or ``None`` when ``--no-apply`` left it to deploy."""
-        outputs = self._outputs()
-        if str(outputs["canaryVersion"]) == str(outputs["liveVersion"]):
-            raise ReleaseError(
-                f"the canary serves v{outputs['liveVersion']}, as live does: nothing to watch; "
-                "pin the live version ('start') and deploy new code first"
-            )
-        state = self.read_state(clients, outputs)
-        if self._report(state):
-            raise ReleaseError(
-                "watch judges the share the file sets, and AWS does not serve it (see above): "
-                "'advance' applies the file's share again, 'rollback' stops the canary"
-            )
-        if self._percent() > 0:
-            return state
-        try:
-            with self.exclusive():
-                self.advance(clients, now)
-        except StackLockedError as error:
-            raise ReleaseError(
-                f"{error}; the canary takes no traffic and nothing was changed"
-            ) from error
-        if not self.apply:
-            return None
-        return self._check_applied(clients, outputs)
-
-    def _say_period(self, elapsed: str, window: aws.TrustedWindow, verdict: Verdict) -> None:
-        """One line a period: the release's evidence so far and the verdict."""
-        if window.unusable:
-            self.out(f"{elapsed} {_unusable(window)}")
-        evidence = verdict.evidence
-        if not evidence["canary_requests"]:
-            self.out(f"{elapsed} {self._percent():g}%: no canary request judged yet")
-            return
-        self.out(
-            f"{elapsed} {self._percent():g}%: canary {_errors_of(evidence, 'canary')} | live "
-            f"{_errors_of(evidence, 'live')} -> {verdict.decision}"
-        )
-
-    def _changes(self, before: StackState, seen: StackState) -> list[str]:
-        """What someone else changed in the file or in AWS since ``before`` was read."""
-        changes = [
-            f"{self.config.path.name}: {change}"
-            for change in self.config.changed_by_others(*RELEASE_KEYS)
-        ]
-        if seen.live != before.live:
-            was, now = before.live.describe(), seen.live.describe()
-            changes.append(
-                f"AWS: {was} -> {now}" if was != now else f"AWS: a new deployment, {now}"
-            )
-        return changes
-
-    @staticmethod
-    def _version_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-        return [
-            f"the stack's {key} v{before[key]} -> v{after[key]} (a deploy outside the release)"
-            for key in ("liveVersion", "canaryVersion")
-            if str(before[key]) != str(after[key])
-        ]
-
-    def _changed_by_others(
-        self, changes: list[str], seen: StackState, verdict: Verdict, clients: AwsClients
-    ) -> str:
-        """Stop watching a release someone else changed; a failing canary is rolled back
-        first, since stopping it is safe whatever they did."""
-        why = "; ".join(changes)
-        if verdict.decision == "ROLLBACK" and seen.live.percent > 0:
-            self.out(f"someone else changed the release ({why}); the canary fails, so:")
-            self._explain("rolling back", verdict)
-            self.rollback(clients, seen.outputs)
-            return "ROLLBACK"
-        if seen.live.percent > 0:
-            raise CanaryStillLiveError(
-                f"stopped watching: someone else changed the release ({why}). The canary "
-                f"still takes {share(seen.live.percent)}% ({seen.live.describe()}) and the "
-                f"minutes so far describe another state: 'make release-watch STACK="
-                f"{self.stack}' judges it afresh, 'make release-rollback STACK={self.stack}' "
-                "stops it"
-            )
-        raise ReleaseError(
-            f"stopped watching: someone else changed the release ({why}); AWS sends the "
-            "canary no traffic now"
-        )
-
-    def _check_applied(self, clients: AwsClients, outputs: dict[str, Any]) -> StackState:
-        """After watch's own advance: AWS must serve the file's new share, which the next
-        periods judge."""
-        state = self.read_state(clients, outputs)
-        if not state.serves_the_file:
-            raise CanaryStillLiveError(
-                f"stopped watching: canaryPercent {self._percent():g} is applied, but AWS "
-                f"sends the canary {share(state.live.percent)}% ({state.live.describe()}): "
-                f"'make release-status STACK={self.stack}' shows the difference"
-            )
-        return state
-
-    def _unreadable(self, error: aws.AwsError, failed_reads: int, elapsed: str) -> None:
-        """Wait out a transient failure to read the metrics or the traffic settings; stop,
-        saying the canary is still live and how to go on, after
-        :data:`METRICS_READ_ATTEMPTS` periods in a row."""
-        if not error.retryable:
-            raise error
-        if failed_reads >= METRICS_READ_ATTEMPTS:
-            raise CanaryStillLiveError(
-                f"stopped watching: AWS unreadable for {failed_reads} periods in a row "
-                f"({error.message}); the canary still takes {self._percent():g}% of the "
-                f"requests: 'make release-watch STACK={self.stack}' resumes, "
-                f"'make release-rollback STACK={self.stack}' stops it"
-            ) from error
-        self.out(f"{elapsed} AWS unreadable ({error.message}); trying again next minute")
-
-    def _explain(self, action: str, verdict: Verdict) -> None:
-        for line in textwrap.wrap(f"{action}: {verdict.reason}", width=78, subsequent_indent="  "):
-            self.out(line)
-
-
-def _unusable(window: aws.TrustedWindow) -> str:
-    """The periods CloudWatch has not fully answered, which the judge does not count (watch
-    waits for them a while)."""
-    first = window.unusable[0]
-    at = f"{first.at:%H:%M}" if window.period_seconds % 60 == 0 else f"{first.at:%H:%M:%S}"
-    return (
-        f"{len(window.unusable)} period(s) of {window.period_seconds} s not counted, "
-        f"CloudWatch's answer incomplete (e.g. {at}: {', '.join(first.missing)})"
-    )
-
-
-def _errors_of(evidence: dict[str, float], side: Role) -> str:
-    """E.g. ``0.48% errors of 21,600``, from the judge's evidence for the release."""
-    return f"{evidence[f'{side}_error_rate']:.2%} errors of {evidence[f'{side}_requests']:,.0f}"
+        return Watch(self).run(clients, max_minutes, period_seconds, now, sleep)
 
 
 def _invoke_advice(error: aws.AwsError, function: str, alias: str) -> str:

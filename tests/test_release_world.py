@@ -19,14 +19,9 @@ from pathlib import Path
 import pytest
 
 from release import __main__ as cli
-from release.commands import (
-    METRICS_READ_ATTEMPTS,
-    AwsClients,
-    CanaryStillLiveError,
-    Release,
-    ReleaseError,
-)
+from release.commands import AwsClients, CanaryStillLiveError, Release, ReleaseError
 from release.config_file import StackConfigFile
+from release.watch import METRICS_READ_ATTEMPTS
 from tests.release_world import (
     MINUTE,
     PROJECT,
