@@ -30,6 +30,7 @@ from release.deploy import ApplyError, Deployer, PulumiDeployer
 from release.judge import DEFAULT_CONFIG, JudgeConfig
 from release.lock import StackLockedError, stack_lock
 from release.state import share
+from release.watch import Watch
 
 WATCH_LOCK_WAIT_SECONDS = 60
 """How long watch waits to act for a colleague's step (a rollback, say) to finish."""
@@ -357,7 +358,7 @@ def run(args: argparse.Namespace, release: Release, clients: AwsClients | None) 
         if args.command == "check":
             release.check(clients)
         elif args.command == "watch":
-            release.watch(clients, args.max_minutes)
+            Watch(release).run(clients, args.max_minutes)
         elif args.format == "json":
             report = release.status_report(clients, args.minutes, datetime.now(UTC))
             print(json.dumps(report.to_json(), indent=2))

@@ -17,7 +17,6 @@ changed either. ``watch``'s loop, which judges every period and takes these step
 from __future__ import annotations
 
 import textwrap
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -540,21 +539,6 @@ class Release:
         for line in format_status(report):
             self.out(line)
         return report.verdict
-
-    def watch(
-        self,
-        clients: AwsClients,
-        max_minutes: int | None = None,
-        period_seconds: int = 60,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> str:
-        """Judge the release every ``period_seconds`` and act on the verdict until the judge
-        decides (:meth:`release.watch.Watch.run`); returns the outcome."""
-        # The watch takes this module's steps, so it imports this module: here, not above.
-        from release.watch import Watch  # noqa: PLC0415
-
-        return Watch(self).run(clients, max_minutes, period_seconds, now, sleep)
 
 
 def _invoke_advice(error: aws.AwsError, function: str, alias: str) -> str:

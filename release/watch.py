@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,10 @@ class Watch:
     def run(
         self,
         clients: AwsClients,
-        max_minutes: int | None,
-        period_seconds: int,
-        now: Callable[[], datetime],
-        sleep: Callable[[float], None],
+        max_minutes: int | None = None,
+        period_seconds: int = 60,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> str:
         """Judge the release every ``period_seconds`` and act on the verdict: advance through
         the steps, promote, or roll back; until the judge decides, the evidence is judged

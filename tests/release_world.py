@@ -241,7 +241,7 @@ class FakeAccount:
         return [attempt for attempt in self.attempts if attempt.operation == operation]
 
     def clock(self) -> datetime:
-        """The account's time, for ``Release.watch(now=...)``."""
+        """The account's time, for ``Watch.run(now=...)``."""
         return self.now
 
     # --- what a test injects --------------------------------------------------------------
@@ -277,7 +277,7 @@ class FakeAccount:
     # --- time and traffic -----------------------------------------------------------------
 
     def sleep(self, seconds: float) -> None:
-        """Let ``seconds`` pass, for ``Release.watch(sleep=...)``. Every whole minute that ends
+        """Let ``seconds`` pass, for ``Watch.run(sleep=...)``. Every whole minute that ends
         meanwhile is served as the account stands now (changes happen between sleeps, so that
         is how it stood all that minute) and published to CloudWatch."""
         self.now += timedelta(seconds=seconds)

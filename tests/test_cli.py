@@ -23,9 +23,10 @@ import pytest
 import release
 from release import __main__ as cli
 from release.aws import AwsError
-from release.commands import AwsClients, Release
+from release.commands import AwsClients
 from release.config_file import NotWritableError, StackConfigFile
 from release.lock import stack_lock
+from release.watch import Watch
 from tests.release_fakes import OUTPUTS, FakeDeployer, ServedTraffic
 
 # Not tests.conftest's ROOT: that module loads the component's test kit (and pulumi_aws) into
@@ -70,7 +71,7 @@ def install_fakes(interrupt_watch: bool = False, slow_up: bool = False) -> None:
         def ctrl_c(seconds: float) -> None:
             raise KeyboardInterrupt
 
-        Release.watch = functools.partialmethod(Release.watch, sleep=ctrl_c)  # type: ignore[assignment,method-assign]
+        Watch.run = functools.partialmethod(Watch.run, sleep=ctrl_c)  # type: ignore[assignment,method-assign]
 
 
 # A process running the tool's main() with the fakes, reporting which Pulumi packages it loaded.
@@ -578,9 +579,9 @@ def test_a_rollback_while_watch_waits_is_not_undone_by_the_watch(
             rolled_back.wait(timeout=10)
 
     monkeypatch.setattr(
-        Release,
-        "watch",
-        functools.partialmethod(Release.watch, now=lambda: clock["now"], sleep=minutes_pass),
+        Watch,
+        "run",
+        functools.partialmethod(Watch.run, now=lambda: clock["now"], sleep=minutes_pass),
     )
     watcher = operators.run("watch", "watch", "--latency-threshold-ms", "500")
     meet.wait(timeout=10)

@@ -22,6 +22,7 @@ from release.commands import AwsClients, CanaryStillLiveError, Release, ReleaseE
 from release.config_file import ConfigFileError, NotFoundError, StackConfigFile, project_name
 from release.deploy import ApplyError, StackBusyError, apply_error
 from release.judge import JudgeConfig
+from release.watch import Watch
 from tests.conftest import ROOT
 from tests.release_fakes import OUTPUTS, FakeDeployer, ServedTraffic
 from versioned_lambda_api.metrics import Role
@@ -656,7 +657,7 @@ def test_watch_rolls_back_a_bad_canary(program: Path) -> None:
     release, deployer, lines = release_for(program, applied_to(traffic, program))
     clock = Clock()
     cloudwatch = FakeCloudWatch([(2700, 13, 300, 30)] * 60)
-    outcome = release.watch(served(cloudwatch, traffic), 30, now=clock, sleep=clock.sleep)
+    outcome = Watch(release).run(served(cloudwatch, traffic), 30, now=clock, sleep=clock.sleep)
     assert outcome == "ROLLBACK"
     assert "UpdateStage" in traffic.calls  # stopped at once, then deployed without a canary
     assert not traffic.stage_percent
@@ -672,7 +673,7 @@ def test_watch_advances_then_promotes_a_good_canary(program: Path) -> None:
     release.judge_config = JudgeConfig(min_canary_requests=100)
     clock = Clock()
     cloudwatch = FakeCloudWatch([(2700, 13, 300, 1)] * 600)
-    outcome = release.watch(served(cloudwatch, traffic), 600, now=clock, sleep=clock.sleep)
+    outcome = Watch(release).run(served(cloudwatch, traffic), 600, now=clock, sleep=clock.sleep)
     assert outcome == "PROMOTE"
     config = reread(program)
     assert (config.get("stableVersion"), config.get("canaryPercent")) == ("4", "0")
@@ -687,7 +688,7 @@ def test_watch_advances_then_promotes_a_good_canary(program: Path) -> None:
 def test_watch_stops_at_its_time_limit(program: Path) -> None:
     release, deployer, lines = release_for(program)
     clock = Clock()
-    outcome = release.watch(
+    outcome = Watch(release).run(
         served(FakeCloudWatch([(0, 0, 0, 0)] * 10), ServedTraffic()),
         3,
         now=clock,
@@ -706,7 +707,7 @@ def test_watch_stops_on_a_canary_without_traffic_neither_passing_nor_failing_it(
     release.judge_config = JudgeConfig(max_periods=20)
     clock = Clock()
     with pytest.raises(CanaryStillLiveError) as stopped:
-        release.watch(
+        Watch(release).run(
             served(FakeCloudWatch([(2700, 13, 0, 0)] * 100), traffic), now=clock, sleep=clock.sleep
         )
     # 20 one-minute periods judged (the bake), each once it is two minutes old (SETTLE).
@@ -727,7 +728,7 @@ def test_watch_stops_on_a_canary_without_traffic_neither_passing_nor_failing_it(
 def test_watch_refuses_when_there_is_no_canary_to_watch(program: Path) -> None:
     release, _, _ = release_for(program, FakeDeployer({**OUTPUTS, "canaryVersion": "3"}))
     with pytest.raises(ReleaseError, match="nothing to watch"):
-        release.watch(AwsClients(FakeCloudWatch([]), None, None))
+        Watch(release).run(AwsClients(FakeCloudWatch([]), None, None))
 
 
 def test_rolling_back_twice_is_refused_and_touches_nothing(program: Path) -> None:
@@ -866,7 +867,7 @@ def test_watch_waits_out_a_few_unreadable_minutes(program: Path) -> None:
     release.judge_config = JudgeConfig(min_canary_requests=100)
     clock = Clock()
     cloudwatch = FlakyCloudWatch([(2700, 13, 300, 1)] * 600, failures=3)
-    outcome = release.watch(served(cloudwatch, traffic), 600, now=clock, sleep=clock.sleep)
+    outcome = Watch(release).run(served(cloudwatch, traffic), 600, now=clock, sleep=clock.sleep)
     assert outcome == "PROMOTE"
     unreadable = [line for line in lines if "AWS unreadable" in line]
     assert len(unreadable) == 3
@@ -880,7 +881,7 @@ def test_watch_stops_saying_the_canary_is_live_when_metrics_stay_unreadable(
     clock = Clock()
     cloudwatch = FlakyCloudWatch([(2700, 13, 300, 1)] * 600, failures=100)
     with pytest.raises(CanaryStillLiveError) as stopped:
-        release.watch(served(cloudwatch, ServedTraffic()), 600, now=clock, sleep=clock.sleep)
+        Watch(release).run(served(cloudwatch, ServedTraffic()), 600, now=clock, sleep=clock.sleep)
     message = str(stopped.value)
     assert "AWS unreadable for 5 periods in a row" in message
     assert "the canary still takes 10% of the requests" in message

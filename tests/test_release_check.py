@@ -34,6 +34,7 @@ from release.aws import Invoked
 from release.commands import DEFAULT_STEPS, AwsClients, Release, ReleaseError
 from release.config_file import StackConfigFile
 from release.lock import StackLockedError
+from release.watch import Watch
 from tests.conftest import ROOT, run_stack
 from tests.events_table import create_events_table
 from tests.release_fakes import OUTPUTS, FakeDeployer
@@ -649,7 +650,9 @@ def test_the_checks_files_requests_are_sent_and_judged(world: World) -> None:
 def test_watch_from_0_checks_then_watches_the_first_step(world: World) -> None:
     lines: list[str] = []
     release = world.release(lines.append, latency_threshold_ms=1000)
-    outcome = release.watch(world.clients, 2, now=world.account.clock, sleep=world.account.sleep)
+    outcome = Watch(release).run(
+        world.clients, 2, now=world.account.clock, sleep=world.account.sleep
+    )
     assert outcome == "CONTINUE"
     passed = lines.index("pre-traffic check passed: v4 answered every request as expected")
     watching = next(i for i, line in enumerate(lines) if line.startswith("watching the canary"))
@@ -674,7 +677,9 @@ def test_watch_from_0_without_apply_checks_edits_the_file_and_stops(world: World
         apply=False,
         out=lines.append,
     )
-    outcome = release.watch(world.clients, 2, now=world.account.clock, sleep=world.account.sleep)
+    outcome = Watch(release).run(
+        world.clients, 2, now=world.account.clock, sleep=world.account.sleep
+    )
     assert outcome == "ADVANCED"
     assert "pre-traffic check passed: v4 answered every request as expected" in lines
     assert lines[-1] == "stopped watching: watch again once the first step is deployed"
@@ -757,7 +762,7 @@ def test_watch_from_0_checks_and_changes_nothing_while_another_step_holds_the_st
     release = world.release(lambda _: None)
     release.exclusive = locked
     with pytest.raises(ReleaseError) as refused:
-        release.watch(world.clients, 2, now=world.account.clock, sleep=world.account.sleep)
+        Watch(release).run(world.clients, 2, now=world.account.clock, sleep=world.account.sleep)
     assert str(refused.value) == (
         "stack prod is locked by ada (release advance) since 12:00; the canary takes no traffic "
         "and nothing was changed"

@@ -17,6 +17,7 @@ from release.commands import CanaryStillLiveError, Release, ReleaseError
 from release.config_file import StackConfigFile
 from release.judge import JudgeConfig, JudgeState
 from release.state import FileSays, StackState
+from release.watch import Watch
 from tests.conftest import ROOT
 from tests.release_fakes import OUTPUTS, FakeDeployer, ServedTraffic
 from tests.test_release import T0, Clock, FakeCloudWatch, applied_to, reread, served
@@ -197,7 +198,7 @@ def watch(
     release: Release, traffic: ServedTraffic, script: list[tuple[int, int, int, int]], **kw: Any
 ) -> str:
     clock = kw.pop("clock", Clock())
-    return release.watch(
+    return Watch(release).run(
         served(kw.pop("cloudwatch", FakeCloudWatch(script)), traffic),
         kw.pop("max_minutes", 60),
         now=clock,

@@ -21,7 +21,7 @@ import pytest
 from release import __main__ as cli
 from release.commands import AwsClients, CanaryStillLiveError, Release, ReleaseError
 from release.config_file import StackConfigFile
-from release.watch import METRICS_READ_ATTEMPTS
+from release.watch import METRICS_READ_ATTEMPTS, Watch
 from tests.release_world import (
     MINUTE,
     PROJECT,
@@ -113,7 +113,7 @@ def test_minutes_cloudwatch_answered_in_part_are_never_judged(world: World) -> N
     faulted_reads = 6
     account.fail_query("canary_errors", times=faulted_reads)
     said: list[str] = []
-    decision = world.release(said.append).watch(
+    decision = Watch(world.release(said.append)).run(
         world.clients, sleep=account.sleep, now=account.clock
     )
     assert decision == "ROLLBACK"
@@ -236,7 +236,7 @@ def test_watch_waits_out_a_few_throttled_minutes(world: World, botocore_waits: l
     throttled_reads, attempts = 3, 2
     account.fail("GetMetricData", "throttle", times=throttled_reads * attempts)
     said: list[str] = []
-    decision = world.release(said.append, latency_threshold_ms=500.0).watch(
+    decision = Watch(world.release(said.append, latency_threshold_ms=500.0)).run(
         world.clients, sleep=account.sleep, now=account.clock
     )
     assert decision == "ROLLBACK"
@@ -255,7 +255,7 @@ def test_watch_throttled_too_long_stops_saying_the_canary_is_live(world: World) 
     account.fail("GetMetricData", "throttle", times=None)
     said: list[str] = []
     with pytest.raises(CanaryStillLiveError) as stopped:
-        world.release(said.append, latency_threshold_ms=500.0).watch(
+        Watch(world.release(said.append, latency_threshold_ms=500.0)).run(
             world.clients, sleep=account.sleep, now=account.clock
         )
     assert "10%" in str(stopped.value)
@@ -273,7 +273,7 @@ def test_watch_throttled_too_long_stops_saying_the_canary_is_live(world: World) 
 
     # As the message says: once CloudWatch answers again, watching resumes and judges.
     account.heal("GetMetricData")
-    resumed = world.release(said.append, latency_threshold_ms=500.0).watch(
+    resumed = Watch(world.release(said.append, latency_threshold_ms=500.0)).run(
         world.clients, sleep=account.sleep, now=account.clock
     )
     assert resumed == "ROLLBACK"
@@ -354,7 +354,7 @@ def test_a_colleagues_rollback_mid_watch_is_not_undone(world: World) -> None:
 
     said: list[str] = []
     with pytest.raises(ReleaseError) as stopped:
-        world.release(said.append, latency_threshold_ms=500.0).watch(
+        Watch(world.release(said.append, latency_threshold_ms=500.0)).run(
             world.clients, sleep=minutes_pass, now=account.clock
         )
     assert [ran.code for ran in rolled_back] == [0]
@@ -437,7 +437,7 @@ def test_watch_says_it_judges_on_lambdas_minutes_when_the_versions_publish_none(
     # The account's versions predate the function's own metrics.
     world.account.traffic.error_rate = CANARY_ERROR_RATE
     said: list[str] = []
-    world.release(said.append, latency_threshold_ms=500.0).watch(
+    Watch(world.release(said.append, latency_threshold_ms=500.0)).run(
         world.clients, sleep=world.account.sleep, now=world.account.clock
     )
     sources = [line for line in said if line.startswith("evidence:")]
