@@ -97,8 +97,9 @@ def _add_steps(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=_steps,
         default=None,
-        help="canary shares to advance through (default: 5 or 10, whichever live's traffic in "
-        "the hour before lets a canary as good as live pass within the bake, then 25,50)",
+        help="canary shares to advance through (default: the smallest of 1, 2, 5 and 10 at "
+        "which live's traffic in the hour before lets a canary as good as live pass within the "
+        "bake, then 25,50)",
     )
 
 

@@ -34,11 +34,13 @@ from versioned_lambda_api.metrics import Role, stage_traffic
 if TYPE_CHECKING:
     from release import smoke
 
-# A first step of 5% halves what a bad canary reaches before the judge can act; where traffic is
-# low it leaves good releases undecided for hours, so by default the first step is 5% or 10%,
-# whichever the hour before lets a good canary pass within the bake (judge.choose_first_step).
+# The smaller the first step, the fewer users a bad canary reaches before the judge acts, and
+# the longer a good one takes to pass; where traffic is low a small step leaves good releases
+# undecided for hours. So by default the first step is the smallest of DEFAULT_FIRST_STEPS at
+# which live's traffic in the hour before lets a good canary pass within the bake
+# (judge.choose_first_step); DEFAULT_STEPS[0] when that traffic cannot be read.
 DEFAULT_STEPS = (5.0, 25.0, 50.0)
-DEFAULT_FIRST_STEPS = (5.0, 10.0)
+DEFAULT_FIRST_STEPS = (1.0, 2.0, 5.0, 10.0)
 # With the default threshold, live's p99, about 1% of live's requests are slow by construction.
 LIVE_SLOW_RATE = 0.01
 # Lambda's newest minute may not have reached CloudWatch yet: judge only minutes older than this.
@@ -277,15 +279,15 @@ class Release:
         return following[0]
 
     def _first_step(self, clients: AwsClients, state: StackState, now: datetime) -> float:
-        """Of :attr:`first_steps`, the one live's traffic in the hour before ``now`` lets a
-        canary as good as live pass within the bake; the smallest when that traffic cannot be
-        read."""
+        """Of :attr:`first_steps`, the smallest at which live's traffic in the hour before
+        ``now`` lets a canary as good as live pass within the bake; the first of :attr:`steps`
+        when that traffic cannot be read."""
         live = self.traffic_dimensions(state.outputs, state.mode)["live"]
         hour = aws.live_requests_and_errors(
             clients.cloudwatch, dimensions=live, start=now - BASELINE, end=now - SETTLE
         )
         if hour is None:
-            first = min(self.first_steps)
+            first = self.steps[0]
             self.out(f"first step {first:g}%: live's traffic in the hour before could not be read")
             return first
         if not hour.requests:

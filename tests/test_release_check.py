@@ -524,10 +524,9 @@ def test_advance_from_0_checks_the_canary_then_opens_the_first_step(
     assert ran.out.index("pre-traffic check passed") < ran.out.index("first step")
     assert ran.out.index("first step") < ran.out.index("applying with pulumi up")
     assert len(world.account.invocations) == 2
-    # 6,000 requests a minute: a good canary passes 5% well within the bake.
-    assert "first step 5% (of 5, 10): at live's 6000 requests a minute" in ran.out
-    assert world.account.stage_percent == DEFAULT_STEPS[0]
-    assert world.file() == FIRST_STEP
+    # 6,000 requests a minute: a good canary passes even a 1% step within the bake.
+    assert "first step 1% (of 1, 2, 5, 10): at live's 6000 requests a minute" in ran.out
+    assert (world.file(), world.account.stage_percent) == ("1", 1.0)
 
 
 def test_at_low_traffic_the_first_step_is_10_percent(
@@ -537,7 +536,7 @@ def test_at_low_traffic_the_first_step_is_10_percent(
     on_the_accounts_clock(world, monkeypatch)
     ran = world.cli("advance")
     assert ran.code == 0, ran.err
-    assert "first step 10% (of 5, 10): at live's 300 requests a minute" in ran.out
+    assert "first step 10% (of 1, 2, 5, 10): at live's 300 requests a minute" in ran.out
     assert (world.file(), world.account.stage_percent) == ("10", 10.0)
     # The schedule goes on above it.
     assert world.cli("advance").code == 0
@@ -778,4 +777,4 @@ def test_advance_from_0_without_apply_still_checks_then_only_edits_the_file(
     ran = world.cli("advance", "--no-apply")
     assert ran.code == 0, ran.err
     assert len(world.account.invocations) == 2
-    assert (world.file(), world.deployer.ups, world.account.stage_percent) == (FIRST_STEP, 0, 0)
+    assert (world.file(), world.deployer.ups, world.account.stage_percent) == ("1", 0, 0)

@@ -627,8 +627,8 @@ def test_bench_tunes_and_evaluates_on_disjoint_releases(monkeypatch: pytest.Monk
     assert [row["kind"] for row in result["rows"]] == [
         "ours", "ours-minutes", "ours-other", "default", "tuned",
     ]  # fmt: skip
-    # At 500 req/s the release tool's first step is 5%; the other one shown is 10%.
-    assert result["rows"][0]["setting"].startswith("5% (chosen by traffic) -> 25%")
+    # At 500 req/s the release tool's first step is 1%; the other one shown is 10%.
+    assert result["rows"][0]["setting"].startswith("1% (chosen by traffic) -> 25%")
     assert result["rows"][2]["judge"] == "ours, 10% first step"
     # Ours, on 10-second counts, is judged on fewer good releases and on every bad one.
     assert [(row["results"]["good"], row["results"]["bad"]) for row in result["rows"][:3]] == [
