@@ -1,5 +1,6 @@
 """The canary judge: PROMOTE, CONTINUE or ROLLBACK, as early as the evidence allows, with its
-promises kept for a whole release (every step of 1–10 → 25 → 50%), not for one step.
+promises kept for a whole release (every step from the first, 1 to 10%, through 25 and 50%),
+not for one step.
 
 Every metric period (a CloudWatch minute, or 10 seconds from the function's own metrics) gives,
 for the live and the canary version, the requests, the errors and the requests slower than a
