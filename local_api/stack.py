@@ -195,14 +195,7 @@ def _route(endpoint: Endpoint) -> Route:
         method=endpoint.http_method,
         request_templates={kind.lower(): text for kind, text in endpoint.request_templates.items()},
         passthrough_behavior=endpoint.passthrough_behavior,
-        responses=tuple(
-            api_spec.IntegrationResponse(
-                response.status_code,
-                response.selection_pattern,
-                response.templates.get(api_spec.JSON_CONTENT_TYPE, ""),
-            )
-            for response in endpoint.responses
-        ),
+        responses=endpoint.json_responses,
         api_key_required=endpoint.api_key_required,
         qualifier=endpoint.qualifier or "",
     )

@@ -38,7 +38,6 @@ STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 MARK = "release-check"
 """What makes the check's requests recognisable where they leave a trace: the caller id (the
 API key id the template passes), the request ids, and the body of a write."""
-_JSON = "application/json"
 _WITH_BODY = ("POST", "PUT", "PATCH")
 _BODY_EXCERPT = 200
 _REQUEST_KEYS = ("method", "path", "body", "query", "headers", "expect", "bodyContains")
@@ -123,20 +122,13 @@ def stage_routes(graph: ResourceGraph, stage: str) -> list[Route]:
                 f"{route} has an integration of type {endpoint.integration_type}: the check "
                 "renders the request templates of non-proxy Lambda (AWS) integrations"
             )
-        template = endpoint.request_templates.get(_JSON)
+        template = endpoint.request_templates.get(api_spec.JSON_CONTENT_TYPE)
         if template is None:
             raise CheckError(
-                f"{route} has no {_JSON} request template: the check cannot render the event "
-                "its requests would carry"
+                f"{route} has no {api_spec.JSON_CONTENT_TYPE} request template: the check "
+                "cannot render the event its requests would carry"
             )
-        responses = tuple(
-            api_spec.IntegrationResponse(
-                response.status_code,
-                response.selection_pattern,
-                response.templates.get(_JSON, ""),
-            )
-            for response in endpoint.responses
-        )
+        responses = endpoint.json_responses
         if not any(response.selection_pattern is None for response in responses):
             raise CheckError(
                 f"{route} has no default integration response: the check cannot tell what a "
@@ -167,7 +159,7 @@ def default_requests(routes: Sequence[Route], version: str) -> list[SmokeRequest
                     route.path,
                     "default",
                     body=body,
-                    headers={"Content-Type": _JSON},
+                    headers={"Content-Type": api_spec.JSON_CONTENT_TYPE},
                 )
             )
         else:
@@ -241,7 +233,7 @@ def _parse_request(item: object, key: str, routes: Sequence[Route]) -> SmokeRequ
     headers = _strings(item.get("headers", {}), f"{key}.headers")
     if not isinstance(body, str):
         body = json.dumps(body)
-        headers = {"Content-Type": _JSON, **headers}
+        headers = {"Content-Type": api_spec.JSON_CONTENT_TYPE, **headers}
     return SmokeRequest(
         method,
         path,

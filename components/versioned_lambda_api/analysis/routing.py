@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from versioned_lambda_api import api_spec
 from versioned_lambda_api.analysis.graph import ResourceGraph, ResourceRecord
 
 REST_API = "aws:apigateway/restApi:RestApi"
@@ -101,6 +102,19 @@ class Endpoint:
     qualifier: str | None
     """The qualifier as written in the URI: an alias, a version, ``${stageVariables.x}``, or
     ``None`` for the unqualified function."""
+
+    @property
+    def json_responses(self) -> tuple[api_spec.IntegrationResponse, ...]:
+        """Its integration responses with their JSON templates, as
+        :func:`versioned_lambda_api.analysis.gateway.integration_response` takes them."""
+        return tuple(
+            api_spec.IntegrationResponse(
+                response.status_code,
+                response.selection_pattern,
+                response.templates.get(api_spec.JSON_CONTENT_TYPE, ""),
+            )
+            for response in self.responses
+        )
 
     @property
     def in_openapi(self) -> bool:
