@@ -314,7 +314,7 @@ def evaluate_scenario(scenario: Scenario, sizes: Sizes, seed: int) -> dict[str, 
         scenario.live_rate("slow"),
         scenario.total_rps * 60,
         DEFAULT_FIRST_STEPS,
-    )
+    ).percent
     steps = (first / 100, *OUR_STEPS[1:])
     ours = OurJudge(fine_config, steps=steps)
     ours_good = good[: sizes.ours_good]

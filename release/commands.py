@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from release import aws
 from release.config_file import ConfigFileError, StackConfigFile
 from release.deploy import ApplyError, Deployer
-from release.judge import JudgeConfig, Verdict, choose_first_step, judge, plan_step
+from release.judge import JudgeConfig, Verdict, choose_first_step, judge
 from release.state import FileSays, Mode, StackState
 from release.status import StatusReport, format_status
 from versioned_lambda_api.metrics import Role, stage_traffic
@@ -287,25 +287,25 @@ class Release:
             clients.cloudwatch, dimensions=live, start=now - BASELINE, end=now - SETTLE
         )
         if hour is None:
-            first = self.steps[0]
-            self.out(f"first step {first:g}%: live's traffic in the hour before could not be read")
-            return first
-        if not hour.requests:
-            first = max(self.first_steps)
-            self.out(f"first step {first:g}%: live served no request in the hour before")
-            return first
+            self.out(
+                f"first step {self.steps[0]:g}%: live's traffic in the hour before could not be "
+                "read"
+            )
+            return self.steps[0]
         per_minute = hour.requests / hour.minutes
         error_rate = hour.errors / hour.requests if hour.requests else 0.0
         config = self.judge_config
         first = choose_first_step(config, error_rate, LIVE_SLOW_RATE, per_minute, self.first_steps)
-        needs = plan_step(config, error_rate, LIVE_SLOW_RATE, first / 100, per_minute * first / 100)
+        if not hour.requests:
+            self.out(f"first step {first.percent:g}%: live served no request in the hour before")
+            return first.percent
         self.out(
-            f"first step {first:g}% (of {', '.join(f'{s:g}' for s in self.first_steps)}): at "
-            f"live's {per_minute:.0f} requests a minute in the hour before, a canary as good as "
-            f"live needs about {needs.minutes(60):.0f} minutes to pass it (bake "
+            f"first step {first.percent:g}% (of {', '.join(f'{s:g}' for s in self.first_steps)}): "
+            f"at live's {per_minute:.0f} requests a minute in the hour before, a canary as good "
+            f"as live needs about {first.minutes:.0f} minutes to pass it (bake "
             f"{config.max_periods * config.period_seconds // 60} minutes)"
         )
-        return first
+        return first.percent
 
     def promote(self, clients: AwsClients | None = None, unverified: Sequence[str] = ()) -> None:
         """Pin the canary's version as stable, and close the canary's share: the next

@@ -770,28 +770,42 @@ def plan_step(
     return StepPlan(requests, periods, max(bad))
 
 
+@dataclass(frozen=True)
+class FirstStep:
+    """The first step :func:`choose_first_step` chose."""
+
+    percent: float
+    minutes: float
+    """Minutes a canary as good as live is expected to need to pass it; inf without traffic."""
+
+
 def choose_first_step(
     config: JudgeConfig,
     live_error_rate: float,
     live_slow_rate: float,
     requests_per_minute: float,
     shares: Sequence[float],
-) -> float:
+) -> FirstStep:
     """The first step, of ``shares`` (percents): the smallest at which a canary as good as live
     is expected to pass it within the bake (``max_periods`` periods) at live's traffic, by
     :func:`plan_step`; the largest when none is, or without traffic. A small first step reaches
     fewer users with a bad canary; where traffic is low, it leaves good releases undecided for
     hours, and a larger one decides in about half the time."""
-    ordered = sorted(shares)
     bake_minutes = config.max_periods * config.period_seconds / 60.0
-    if requests_per_minute > 0:
-        for percent in ordered:
-            share = percent / 100.0
-            per_minute = requests_per_minute * share
-            plan = plan_step(config, live_error_rate, live_slow_rate, share, per_minute)
-            if plan.minutes(60) <= bake_minutes:
-                return percent
-    return ordered[-1]
+    steps = [
+        FirstStep(
+            percent,
+            plan_step(
+                config,
+                live_error_rate,
+                live_slow_rate,
+                percent / 100.0,
+                requests_per_minute * percent / 100.0,
+            ).minutes(60),
+        )
+        for percent in sorted(shares)
+    ]
+    return next((step for step in steps if step.minutes <= bake_minutes), steps[-1])
 
 
 def minutes_needed(

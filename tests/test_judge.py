@@ -582,10 +582,12 @@ def test_the_first_step_is_the_smallest_a_good_canary_passes_within_the_bake(
     # at 20 requests a second 54 minutes at 5%, within the 60-minute bake; at 10 a second 108
     # at 5% and 59 at 10%; at 5 a second neither (118 at 10%), so the faster one; no traffic,
     # the same.
-    assert choose_first_step(CONFIG, 0.005, 0.01, requests_per_minute, (10.0, 5.0)) == first
+    chosen = choose_first_step(CONFIG, 0.005, 0.01, requests_per_minute, (10.0, 5.0))
+    assert chosen.percent == first
+    assert (chosen.minutes == math.inf) == (requests_per_minute == 0)
 
 
 def test_a_longer_bake_lets_a_smaller_first_step_through() -> None:
     patient = replace(CONFIG, max_periods=240)
-    assert choose_first_step(CONFIG, 0.005, 0.01, 300.0, (5.0, 10.0)) == 10.0
-    assert choose_first_step(patient, 0.005, 0.01, 300.0, (5.0, 10.0)) == 5.0
+    assert choose_first_step(CONFIG, 0.005, 0.01, 300.0, (5.0, 10.0)).percent == 10.0
+    assert choose_first_step(patient, 0.005, 0.01, 300.0, (5.0, 10.0)).percent == 5.0
